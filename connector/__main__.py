@@ -1,0 +1,5 @@
+"""``python -m connector`` is the same as the ``mde-connector`` command."""
+
+from connector.cli import main
+
+raise SystemExit(main())
