@@ -1,4 +1,370 @@
-def main():
-    import importlib.resources as r
-    print(r.files("connector").joinpath("manifest.json").read_text(), [p.name for p in r.files("connector").joinpath("playbooks").iterdir()])
-    return 0
+"""``mde-connector``: run actions, inspect the store, run the simulator and demo.
+
+Exit codes (fixed contract): 0 success, 1 the action failed, 2 invalid input or
+configuration. Errors are one sentence on stderr, never a traceback. Heavy
+modules (requests, msal, jsonschema, sqlite) are imported only by the command
+that needs them, so ``--help`` and argument errors stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from connector import __version__
+from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, redact
+
+# Subcommands implemented in other modules: name -> (module, help). Each module
+# has ``add_arguments(parser)`` and ``run(args) -> int`` and imports nothing
+# heavy at module level.
+EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("connector.demo", "run the whole product against the built-in simulator (no tenant needed)"),
+    "simulator": ("connector.simulator.cli", "run the Defender + Entra ID simulator on loopback"),
+}
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("connector")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.propagate = False
+    if verbose:
+        # msal logs request details at DEBUG, including bodies; keep it at INFO.
+        logging.getLogger("msal").setLevel(logging.INFO)
+        logging.getLogger("msal").addHandler(handler)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one sentence and exit code 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}.", hint=f"Run '{self.prog} --help' for usage.")
+
+
+def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    p.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    if output:
+        p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+    p.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted) to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = _Parser(prog="mde-connector", description="Microsoft Defender for Endpoint connector.")
+    parser.add_argument("--version", action="version", version=f"mde-connector {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run an action (see 'mde-connector actions')",
+                         description="Run an action. 'mde-connector run ACTION --help' describes one action.")
+    run.add_argument("action", help="action name, e.g. get_alert_related_files")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                     help="an action parameter (repeatable)")
+    _add_common(run)
+
+    tc = sub.add_parser("test-connectivity", help="check credentials, permissions and API reachability")
+    _add_common(tc)
+
+    sub.add_parser("actions", help="list the actions the manifest declares")
+
+    man = sub.add_parser("manifest", help="manifest tools")
+    man_sub = man.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    mv = man_sub.add_parser("validate", help="validate manifest.json against its schema")
+    mv.add_argument("path", nargs="?", help="manifest file (default: the installed one)")
+
+    art = sub.add_parser("artifacts", help="artifacts in the local store")
+    art_sub = art.add_subparsers(dest="artifacts_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    al = art_sub.add_parser("list", help="list stored artifacts")
+    al.add_argument("--alert-id", help="only this alert's artifacts")
+    al.add_argument("--state-dir", help="state directory (default: from the configuration)")
+    _add_common(al)
+
+    cont = sub.add_parser("containers", help="containers (alerts) in the local store")
+    cont_sub = cont.add_subparsers(dest="containers_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    cl = cont_sub.add_parser("list", help="list containers")
+    cl.add_argument("--state-dir", help="state directory (default: from the configuration)")
+    _add_common(cl)
+
+    for name, (module, help_text) in EXTERNAL_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ImportError:
+            # A command whose module is not built yet; reported when used.
+            p.set_defaults(_missing=module)
+    return parser
+
+
+# -- output -----------------------------------------------------------------
+
+
+def _width() -> int:
+    try:
+        return max(60, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except OSError:
+        return int(os.environ.get("COLUMNS", "80") or 80)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+    """A plain-text table that fits ``width`` columns: the widest columns are
+    shortened with an ellipsis until it fits."""
+    width = width or _width()
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    gap = 2
+    while sum(widths) + gap * (len(widths) - 1) > width:
+        i = max(range(len(widths)), key=lambda k: widths[k])
+        if widths[i] <= max(6, len(headers[i])):
+            break
+        widths[i] -= 1
+
+    def fit(text: str, w: int) -> str:
+        return text if len(text) <= w else text[: max(1, w - 1)] + "…"
+
+    lines = ["  ".join(fit(h, widths[i]).ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append("  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    return " ".join(str(value).split())
+
+
+def _path_value(item: Any, path: str) -> Any:
+    """Value at a manifest data path relative to one data item."""
+    for part in path.split("."):
+        if not isinstance(item, dict):
+            return None
+        item = item.get(part)
+    return item
+
+
+def render_result(result: Any, spec: Any = None, width: int | None = None) -> str:
+    """An action result for a terminal: message, a table of the data with the
+    manifest's columns, and the summary."""
+    out = [result.message]
+    if result.data and spec is not None and spec.table_columns:
+        columns = spec.table_columns
+        by_identity = {}
+        for art in result.artifacts:
+            cef = art.get("cef", {})
+            for key in ("fileHashSha256", "fileHashSha1", "fileHashMd5"):
+                if cef.get(key):
+                    by_identity.setdefault(cef[key], art)
+        rows = []
+        for item in result.data:
+            art = None
+            if isinstance(item, dict):
+                for key in ("sha256", "sha1", "md5"):
+                    value = item.get(key)
+                    if isinstance(value, str) and value.lower() in by_identity:
+                        art = by_identity[value.lower()]
+                        break
+            row = []
+            for path, _name in columns:
+                if path.startswith("action_result.data.*."):
+                    row.append(_path_value(item, path[len("action_result.data.*."):]))
+                elif path.startswith("action_result.artifacts.*."):
+                    row.append(_path_value(art, path[len("action_result.artifacts.*."):]) if art else None)
+                else:
+                    row.append(None)
+            rows.append(row)
+        out.append("")
+        out.append(render_table([name for _, name in columns], rows, width))
+    if result.summary:
+        out.append("")
+        out.append("Summary: " + ", ".join(f"{k}={_cell(v)}" for k, v in result.summary.items()))
+    return "\n".join(out)
+
+
+def _emit(result: Any, output: str, spec: Any = None) -> int:
+    if output == "json":
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    elif result.ok:
+        print(render_result(result, spec))
+    if not result.ok:
+        print(f"mde-connector: {result.message}", file=sys.stderr)
+    return int(result.exit_code)
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def _progress_printer(enabled: bool) -> Callable[[str], None]:
+    if not enabled:
+        return lambda message: None
+
+    def show(message: str) -> None:
+        print(f"… {message}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
+    from connector.actions import ActionContext, run_action
+    from connector.manifest import load_manifest
+    from connector.runtime.result import ActionResult
+
+    name = action or args.action
+    spec = None
+    params: dict[str, Any] = {}
+    try:
+        spec = load_manifest().action(name)
+        params = spec.params_from_cli(args.param)
+        spec.validate_params(params)  # invalid input is reported before configuration is read
+        from connector.config import load_config
+        from connector.runtime.store import Store
+
+        config = load_config(args.config)
+        context = ActionContext(config=config, store=Store.open(config.state_dir),
+                                progress=_progress_printer(args.output == "table" and sys.stderr.isatty()))
+    except ConnectorError as err:
+        result = ActionResult.failure(spec.name if spec else name, err, params)
+        return _emit(result, args.output, spec)
+    result = run_action(spec.name, params, context)
+    return _emit(result, args.output, spec)
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    from connector.manifest import load_manifest
+
+    manifest = load_manifest()
+    rows = [(a.name, a.display_name, ", ".join(a.permissions)) for a in manifest.actions]
+    print(render_table(["ACTION", "NAME", "PERMISSIONS"], rows))
+    print("\nRun 'mde-connector run ACTION --help' for an action's parameters and outputs.")
+    return EXIT_OK
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from connector.manifest import validate_manifest_file
+
+    if args.manifest_command != "validate":
+        raise ConfigError("mde-connector manifest: choose a subcommand.", hint="Try 'mde-connector manifest validate'.")
+    report = validate_manifest_file(args.path)
+    print(report)
+    return EXIT_OK
+
+
+def _state_dir(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir)
+    from connector.config import load_config
+
+    return load_config(args.config).state_dir
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from connector.runtime.store import Store
+
+    state = _state_dir(args)
+    if not (state / "store.sqlite").exists():
+        raise ConfigError(f"There is no store in {state} yet.", hint="Run an action first.")
+    return Store.open(state)
+
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    if args.artifacts_command != "list":
+        raise ConfigError("mde-connector artifacts: choose a subcommand.", hint="Try 'mde-connector artifacts list'.")
+    store = _open_store(args)
+    items = store.artifacts(args.alert_id)
+    if args.output == "json":
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    rows = [(a.get("container"), a.get("severity"), a.get("cef", {}).get("fileHashSha256")
+             or a.get("cef", {}).get("fileHashSha1"), a.get("cef", {}).get("signer"), a.get("verdict"))
+            for a in items]
+    print(render_table(["ALERT", "SEVERITY", "HASH", "SIGNER", "VERDICT"], rows))
+    print(f"\n{len(items)} artifact(s).")
+    return EXIT_OK
+
+
+def cmd_containers(args: argparse.Namespace) -> int:
+    if args.containers_command != "list":
+        raise ConfigError("mde-connector containers: choose a subcommand.", hint="Try 'mde-connector containers list'.")
+    store = _open_store(args)
+    items = store.containers()
+    if args.output == "json":
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    rows = [(c["alert_id"], c["severity"], c["status"], c["artifact_count"], c["name"]) for c in items]
+    print(render_table(["ALERT", "SEVERITY", "STATUS", "FILES", "NAME"], rows))
+    return EXIT_OK
+
+
+def _action_help(argv: list[str]) -> int | None:
+    """``run ACTION --help`` prints the manifest-generated help of that action."""
+    if len(argv) >= 2 and argv[0] == "run" and any(a in ("-h", "--help") for a in argv[1:]):
+        positional = [a for a in argv[1:] if not a.startswith("-")]
+        if positional:
+            from connector.manifest import load_manifest
+
+            print(load_manifest().action(positional[0]).help_text())
+            return EXIT_OK
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or "-v" in argv
+    _setup_logging(verbose)
+    try:
+        shown = _action_help(argv)
+        if shown is not None:
+            return shown
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_INVALID
+        if getattr(args, "_missing", None):
+            raise ConfigError(f"The '{args.command}' command is not available in this build.")
+        if args.command in EXTERNAL_COMMANDS:
+            return int(importlib.import_module(EXTERNAL_COMMANDS[args.command][0]).run(args))
+        handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+            "run": cmd_run,
+            "test-connectivity": lambda a: cmd_run(a, "test_connectivity"),
+            "actions": cmd_actions,
+            "manifest": cmd_manifest,
+            "artifacts": cmd_artifacts,
+            "containers": cmd_containers,
+        }
+        if args.command == "test-connectivity":
+            args.param = []
+        return handlers[args.command](args)
+    except ConnectorError as err:
+        print(f"mde-connector: {err.sentence()}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("mde-connector: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one sentence, no traceback
+        if os.environ.get("MDE_DEBUG"):  # developers only: the full traceback
+            raise
+        print(f"mde-connector: internal error ({exc.__class__.__name__}: {redact(str(exc))[:200]}); "
+              "please report it with the output of --verbose.", file=sys.stderr)
+        return EXIT_FAILED

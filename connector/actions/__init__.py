@@ -1,0 +1,84 @@
+"""Actions: one module per action, each a ``handler(params, context)``.
+
+:func:`run_action` is the one way every caller (CLI, playbook engine, poller,
+benchmarks) runs an action: it validates the parameters against the manifest,
+calls the handler, turns any ConnectorError into a failed result with the
+right exit code, and saves the result in the store in one transaction.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.errors import ConnectorError, StoreError
+from connector.runtime.result import ActionResult
+
+log = logging.getLogger("connector.actions")
+
+# Action name -> module implementing ``handler``. Imported lazily: the CLI
+# only pays for the action it runs.
+HANDLERS = {
+    "test_connectivity": "connector.actions.test_connectivity",
+    "get_alert_related_files": "connector.actions.get_alert_related_files",
+}
+
+
+@dataclass
+class ActionContext:
+    """What a handler may use. ``client`` is built on first use from
+    ``config`` so that invalid input never opens a connection."""
+
+    config: Any
+    store: Any = None
+    progress: Callable[[str], None] = lambda message: None
+    client_factory: Callable[[Any], Any] | None = None
+    _client: Any = field(default=None, repr=False)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            if self.client_factory is not None:
+                self._client = self.client_factory(self.config)
+            else:
+                from connector.client import DefenderClient
+
+                self._client = DefenderClient.from_config(self.config)
+        return self._client
+
+
+def run_action(name: str, params: dict[str, Any], context: ActionContext | None,
+               *, container_fields: dict[str, Any] | None = None) -> ActionResult:
+    """Validate ``params``, run the action, save the result; never raises a
+    ConnectorError (it becomes a failed result). ``context`` may be None only
+    when the parameters are invalid or the configuration failed to load (the
+    caller then gets the failed result for that)."""
+    from connector.manifest import load_manifest
+
+    started = time.time()
+    action_name = name
+    validated: dict[str, Any] = dict(params)
+    try:
+        spec = load_manifest().action(name)
+        action_name = spec.name
+        validated = spec.validate_params(params)
+        if context is None:
+            raise RuntimeError("run_action needs a context once parameters are valid")
+        handler = importlib.import_module(HANDLERS[spec.name]).handler
+        result: ActionResult = handler(validated, context)
+    except ConnectorError as err:
+        result = ActionResult.failure(action_name, err, validated)
+    container = validated.get("alert_id") if isinstance(validated.get("alert_id"), str) else None
+    # Invalid input or configuration never reached the network: nothing to record.
+    recordable = result.error is None or result.error.get("kind") not in {"invalid_input", "invalid_config"}
+    if context is not None and context.store is not None and recordable:
+        try:
+            context.store.save_action_result(result, container=container, started=started,
+                                             container_fields=container_fields)
+        except StoreError as err:
+            return ActionResult.failure(action_name, err, validated)
+    return result

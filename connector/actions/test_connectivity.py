@@ -1,0 +1,58 @@
+"""Test Connectivity: a token from Entra ID, its permissions, one API call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.auth import token_roles
+from connector.errors import ForbiddenError
+from connector.runtime.result import ActionResult
+
+ACTION = "test_connectivity"
+REQUIRED = ["File.Read.All"]
+OPTIONAL = ["Alert.Read.All"]  # needed by the new-alert trigger only
+
+
+def handler(params: dict[str, Any], context: Any) -> ActionResult:
+    """Get a token, read its ``roles``, then call ``GET /api/alerts?$top=1``
+    when the app may read alerts. Reports which permissions are missing."""
+    client = context.client
+    context.progress(f"Requesting a token from {context.config.login_host}")
+    token = client.tokens.token()
+    roles = token_roles(token)
+    missing = [p for p in REQUIRED + OPTIONAL if p not in roles]
+    summary: dict[str, Any] = {
+        "token_acquired": True,
+        "roles": roles,
+        "missing_permissions": missing,
+        "api_reachable": False,
+        "api_base_url": context.config.api_base_url,
+    }
+    if "File.Read.All" in missing:
+        raise ForbiddenError(
+            "A token was issued, but the app lacks the File.Read.All permission that Get Alert Related Files needs.",
+            hint="Add the WindowsDefenderATP application permission File.Read.All and grant admin consent.",
+        )
+    context.progress(f"Calling {context.config.api_base_url}")
+    if "Alert.Read.All" in roles:
+        next(client.list_alerts({"$top": "1"}), None)
+        note = ""
+    else:
+        # Without Alert.Read.All, prove reachability with the files endpoint:
+        # an id that cannot exist answers 404 once the token is accepted.
+        from connector.errors import NotFoundError
+
+        try:
+            client.alert_files("mde-connector-connectivity-probe")
+        except NotFoundError:
+            pass
+        note = " Alert.Read.All is missing, so the new-alert trigger (watch) will not work."
+    summary["api_reachable"] = True
+    return ActionResult(
+        action=ACTION,
+        status="success",
+        message=f"Connected to {context.config.api_base_url} with a token from {context.config.login_host}; "
+        f"the app has {', '.join(roles) or 'no application roles'}.{note}",
+        parameter=params,
+        summary=summary,
+    )

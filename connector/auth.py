@@ -1,0 +1,274 @@
+"""Tokens from Entra ID with msal, cached on disk across processes.
+
+One ``ConfidentialClientApplication`` per configured identity per process. Its
+token cache is a ``SerializableTokenCache`` persisted in ``state_dir`` (mode
+0600, written atomically, guarded by a file lock) so that separate CLI runs
+within a token's lifetime reuse one token: N runs, one token request. msal
+serves a cached token until five minutes before it expires.
+
+An ``authority_url`` on a host msal does not know (a private sign-in host, the
+simulator) works because instance discovery is turned off for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from connector.config import Config, ensure_private_dir
+from connector.errors import AuthenticationError, ConfigError, NetworkError, TLSError, register_secret
+
+log = logging.getLogger("connector.auth")
+
+_KNOWN_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
+
+# AADSTS code -> what to do about it. The codes are Entra ID's documented ones.
+_AADSTS_HINTS = {
+    "7000215": "The client secret is wrong: use the secret's Value from the app registration, not its Secret ID.",
+    "7000222": "The client secret has expired: create a new one in the app registration.",
+    "700016": "The client_id is not an application in this tenant: check client_id and tenant_id, "
+    "and that an administrator consented to the app.",
+    "90002": "The tenant was not found: check tenant_id and the cloud setting.",
+    "900023": "The tenant_id is not a valid tenant id or domain.",
+    "700027": "The certificate is not registered on the app: upload its public certificate to the app registration.",
+    "1002012": "The token scope is invalid: check token_scope or the cloud setting.",
+    "70011": "The token scope is invalid: check token_scope or the cloud setting.",
+    "65001": "An administrator has not consented to the app's API permissions: grant admin consent.",
+    "500011": "The API resource was not found in the tenant: check the cloud setting and token_scope, "
+    "and that Defender for Endpoint is provisioned.",
+    "7000112": "The application is disabled.",
+}
+
+_apps: dict[str, Any] = {}
+_apps_lock = threading.Lock()
+
+
+def _load_certificate(config: Config) -> dict[str, str]:
+    """msal's certificate credential from a PEM (key + certificate) or PFX file.
+
+    Parsed here rather than by msal so that a wrong password or a file without
+    a key gets a sentence naming the configuration key.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    path = config.certificate_path
+    if path is None:
+        raise ConfigError("Configuration key 'certificate_path' is required for certificate authentication.")
+    data = path.read_bytes()
+    password = config.certificate_password.encode() if config.certificate_password else None
+    if path.suffix.lower() in {".pfx", ".p12"} or b"-----BEGIN" not in data:
+        try:
+            key, cert, _ = pkcs12.load_key_and_certificates(data, password)
+        except ValueError:
+            raise ConfigError(
+                f"The PFX file in 'certificate_path' ({path.name}) could not be opened; "
+                "check 'certificate_password'.",
+            ) from None
+    else:
+        try:
+            key = serialization.load_pem_private_key(data, password)
+        except TypeError:
+            raise ConfigError(
+                "The PEM private key in 'certificate_path' is encrypted; set 'certificate_password'.",
+            ) from None
+        except ValueError:
+            raise ConfigError(
+                "The PEM file in 'certificate_path' holds no readable private key, "
+                "or 'certificate_password' is wrong.",
+            ) from None
+        match = re.search(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.S)
+        cert = x509.load_pem_x509_certificate(match.group(0)) if match else None
+    if key is None or cert is None:
+        raise ConfigError("Configuration key 'certificate_path' must hold both the private key and its certificate.")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    register_secret(key_pem)
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return {
+        "private_key": key_pem,
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # noqa: S303 - x5t is defined as SHA-1
+        "public_certificate": cert_pem,
+    }
+
+
+class TokenProvider:
+    """Gets access tokens for one configured identity.
+
+    ``token()`` returns a bearer token, from the persisted cache when it is
+    still valid; ``invalidate()`` drops it after the API answered 401 so the
+    next ``token()`` fetches a new one. Tokens are never logged or returned in
+    results.
+    """
+
+    def __init__(self, config: Config, session: requests.Session) -> None:
+        self.config = config
+        self.session = session
+        self.cache_path = ensure_private_dir(config.state_dir) / "token_cache.json"
+        self._lock_path = config.state_dir / "token_cache.lock"
+        self.token_requests = 0  # how many times this process went to Entra ID
+        self._app: Any = None
+        self._cache: Any = None
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        # Several processes (CLI runs, the watcher) share one cache file: the
+        # lock makes read-acquire-write atomic, so concurrent runs fetch one
+        # token instead of one each.
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _application(self) -> Any:
+        if self._app is not None:
+            return self._app
+        import msal
+
+        cfg = self.config
+        credential: Any = cfg.client_secret if cfg.client_secret else _load_certificate(cfg)
+        if isinstance(credential, str):
+            register_secret(credential)
+        cred_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
+        key = f"{cfg.fingerprint()}|{cred_id}|{self.cache_path}"
+        with _apps_lock:
+            existing = _apps.get(key)
+            if existing is None:
+                cache = msal.SerializableTokenCache()
+                host = cfg.login_host.split("://", 1)[1].split(":")[0]
+                try:
+                    app = msal.ConfidentialClientApplication(
+                        cfg.client_id,
+                        client_credential=credential,
+                        authority=cfg.authority_url,
+                        token_cache=cache,
+                        http_client=self.session,
+                        # A host msal does not know (private authority, the
+                        # simulator) cannot be validated against Microsoft's list.
+                        instance_discovery=host in _KNOWN_LOGIN_HOSTS,
+                        app_name="mde-connector",
+                    )
+                except (requests.RequestException, ValueError) as exc:
+                    raise self._authority_error(exc) from None
+                existing = (app, cache)
+                _apps[key] = existing
+        self._app, self._cache = existing
+        return self._app
+
+    def _authority_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return TLSError(
+                f"The TLS certificate of the sign-in authority {self.config.login_host} could not be verified.",
+                hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file.",
+            )
+        if isinstance(exc, requests.RequestException):
+            return NetworkError(
+                f"The sign-in authority {self.config.login_host} could not be reached ({exc.__class__.__name__}).",
+                hint="Check the network, 'proxy' and 'authority_url'.",
+            )
+        return AuthenticationError(
+            f"Entra ID did not accept the authority {self.config.authority_url}.",
+            hint="Check 'tenant_id', 'cloud' and 'authority_url'.",
+        )
+
+    def _load_cache(self) -> None:
+        try:
+            text = self.cache_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("token cache %s unreadable (%s); fetching a new token", self.cache_path, exc)
+            return
+        try:
+            self._cache.deserialize(text)
+        except (ValueError, TypeError):
+            log.warning("token cache %s is corrupt; it will be replaced", self.cache_path)
+
+    def _save_cache(self) -> None:
+        if not self._cache.has_state_changed:
+            return
+        tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(self._cache.serialize())
+        os.replace(tmp, self.cache_path)
+        self._cache.has_state_changed = False
+
+    def token(self) -> str:
+        """A valid access token for ``token_scope``. Raises AuthenticationError
+        (with the AADSTS code, hint and correlation id), NetworkError or TLSError."""
+        app = self._application()
+        scopes = [self.config.token_scope]
+        with self._file_lock():
+            self._load_cache()
+            try:
+                result = app.acquire_token_for_client(scopes=scopes)
+            except (requests.RequestException, ValueError) as exc:
+                raise self._authority_error(exc) from None
+            if result and result.get("token_source") == "identity_provider":
+                self.token_requests += 1
+            self._save_cache()
+        if not result or "access_token" not in result:
+            raise self._entra_error(result or {})
+        return str(result["access_token"])
+
+    def invalidate(self) -> None:
+        """Forget cached tokens (after a 401) so the next call gets a new one."""
+        app = self._application()
+        with self._file_lock():
+            self._load_cache()
+            app.remove_tokens_for_client()
+            self._save_cache()
+
+    def _entra_error(self, result: dict[str, Any]) -> AuthenticationError:
+        description = str(result.get("error_description") or result.get("error") or "unknown error")
+        first = description.split("\r\n")[0].split(" Trace ID:")[0].strip()
+        codes = result.get("error_codes") or []
+        match = re.match(r"AADSTS(\d+)", first)
+        code = match.group(1) if match else (str(codes[0]) if codes else "")
+        hint = _AADSTS_HINTS.get(code)
+        if not match and code:
+            first = f"AADSTS{code}: {first}"
+        return AuthenticationError(
+            f"Entra ID refused the token request: {first.rstrip('.')}.",
+            hint=hint,
+            code=f"AADSTS{code}" if code else str(result.get("error") or ""),
+            correlation_id=result.get("correlation_id"),
+        )
+
+
+def token_roles(token: str) -> list[str]:
+    """The ``roles`` claim of an access token (application permissions).
+
+    Read without verifying the signature: the API verifies it; this is only to
+    tell a user which permission is missing.
+    """
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return []
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return [str(r) for r in roles] if isinstance(roles, list) else []
+
+
+def cache_file(config: Config) -> Path:
+    """Where the token cache of this configuration lives."""
+    return config.state_dir / "token_cache.json"

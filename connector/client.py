@@ -1,0 +1,365 @@
+"""DefenderClient: the one place that talks to the Defender for Endpoint API.
+
+It owns the session, the token, the shared rate budget, retries and the
+mapping of HTTP failures to the error taxonomy:
+
+- every call first takes a slot from the shared :class:`RateBudget`;
+- 429 honours ``Retry-After`` (seconds or an HTTP date), capped by
+  ``max_retry_after_seconds``: a longer demand fails at once with the time to
+  retry instead of hanging;
+- 500/502/503/504, dropped connections, timeouts and bodies that are not JSON
+  are retried with exponential backoff and full jitter;
+- a 401 fetches a fresh token once;
+- all waiting is bounded by ``retry_budget_seconds`` in total;
+- ``@odata.nextLink`` is followed (bounded by ``max_pages``) only to the
+  configured API host over https, so a poisoned link cannot carry the bearer
+  token elsewhere.
+
+Clock, sleep and randomness are injected so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from connector.config import Config
+from connector.errors import (
+    ApiError,
+    ConnectorError,
+    ForbiddenError,
+    InputError,
+    NetworkError,
+    NotFoundError,
+    RateLimitedError,
+    TLSError,
+    UnauthorizedError,
+)
+
+log = logging.getLogger("connector.client")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def alert_segment(alert_id: str) -> str:
+    """The alert id encoded as exactly one URL path segment.
+
+    Every character outside the unreserved set is percent-encoded (``/``, ``?``,
+    ``#``, ``%`` included), and the dot segments, which URL normalisation
+    would collapse, are refused.
+    """
+    if alert_id in {"", ".", ".."}:
+        raise InputError(f"Parameter 'alert_id' cannot be {alert_id!r}; pass a Defender alert id.")
+    return quote(alert_id, safe="")
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an
+    HTTP date), or None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
+    """(code, message, correlation id) from Microsoft's error body, if it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None, None
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None, None, None
+
+    def text(key: str) -> str | None:
+        value = err.get(key)
+        return " ".join(str(value).split())[:300] if value not in (None, "") else None
+
+    return text("code"), text("message"), text("target")
+
+
+def _describe_body(response: requests.Response) -> str:
+    ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    if "html" in ctype:
+        return "an HTML page (often a proxy or gateway error page)"
+    return f"a {ctype} body that is not the documented JSON"
+
+
+class DefenderClient:
+    """Calls the Defender for Endpoint API for one configured instance.
+
+    Build it with :meth:`from_config`; pass ``session``, ``tokens``, ``budget``,
+    ``clock``, ``sleep`` and ``rng`` to swap the edges in tests and benchmarks.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        session: requests.Session,
+        tokens: Any,
+        budget: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        http_spec: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.tokens = tokens
+        self.budget = budget
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+        retry = dict((http_spec or {}).get("retry") or {})
+        paging = dict((http_spec or {}).get("paging") or {})
+        self.retry_statuses = frozenset(retry.get("statuses") or RETRY_STATUSES)
+        self.backoff_base = float(retry.get("backoff_base_seconds", 0.5))
+        self.backoff_max = float(retry.get("backoff_max_seconds", 8.0))
+        self.next_link_field = paging.get("next_link_field", "@odata.nextLink")
+        self.items_field = paging.get("items_field", "value")
+        self.max_retries = int(config.get("max_retries", 4))
+        self.retry_budget = float(config.get("retry_budget_seconds", 60))
+        self.max_retry_after = float(config.get("max_retry_after_seconds", 30))
+        self.max_pages = int(config.get("max_pages", 100))
+        api = urlsplit(config.api_base_url)
+        self._api_origin = (api.scheme, api.netloc.lower())
+        self._token: str | None = None
+        self.calls = 0  # HTTP requests sent by this client (retries included)
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs: Any) -> DefenderClient:
+        """The production wiring: pinned session, msal tokens, shared budget."""
+        from connector.auth import TokenProvider
+        from connector.manifest import load_manifest
+        from connector.ratelimit import RateBudget
+        from connector.transport import build_session
+
+        manifest = load_manifest()
+        session = kwargs.pop("session", None) or build_session(config)
+        tokens = kwargs.pop("tokens", None) or TokenProvider(config, session)
+        budget = kwargs.pop("budget", None)
+        if budget is None:
+            limits = (manifest.http or {}).get("rate_limits") or {}
+            per_min = int(config.get("rate_per_minute", limits.get("per_minute", 100)))
+            per_hour = int(config.get("rate_per_hour", limits.get("per_hour", 1500)))
+            budget = RateBudget(
+                config.state_dir / "rate_budget.sqlite",
+                [(per_min, 60.0), (per_hour, 3600.0)],
+                time_scale=float(config.get("rate_time_scale", 1.0)),
+            )
+        return cls(config, session=session, tokens=tokens, budget=budget, http_spec=manifest.http, **kwargs)
+
+    # -- public API -------------------------------------------------------
+
+    def alert_files(self, alert_id: str, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        """Every File related to the alert (all pages). Raises NotFoundError
+        when the alert does not exist, ForbiddenError without File.Read.All."""
+        path = f"/api/alerts/{alert_segment(alert_id)}/files"
+        files: list[dict[str, Any]] = []
+        for page in self.pages(path, resource=f"Alert {alert_id}", permission="File.Read.All"):
+            files.extend(page)
+            if progress:
+                progress(len(files))
+        return files
+
+    def get_alert(self, alert_id: str) -> dict[str, Any]:
+        """One alert by id (``Alert.Read.All``)."""
+        body = self.get_json(
+            f"/api/alerts/{alert_segment(alert_id)}", resource=f"Alert {alert_id}", permission="Alert.Read.All"
+        )
+        return body
+
+    def list_alerts(self, params: Mapping[str, str]) -> Iterator[list[dict[str, Any]]]:
+        """Pages of ``GET /api/alerts`` with OData ``params`` ($filter, $orderby, $top...)."""
+        return self.pages("/api/alerts", params=params, resource="The alert list", permission="Alert.Read.All")
+
+    def pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        resource: str,
+        permission: str,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the ``value`` list of each page, following ``@odata.nextLink``."""
+        url = self.config.api_base_url + path
+        page_params: Mapping[str, str] | None = params
+        for page_no in range(1, self.max_pages + 1):
+            body = self._get(url, page_params, resource=resource, permission=permission)
+            items = body.get(self.items_field)
+            if not isinstance(items, list):
+                raise ApiError(
+                    f"Defender returned a response for {resource} without the '{self.items_field}' list "
+                    "the API documents.",
+                )
+            yield items
+            link = body.get(self.next_link_field)
+            if not link:
+                return
+            url = self._checked_next_link(link)
+            page_params = None  # the link carries its own query
+            if page_no == self.max_pages:
+                raise ApiError(
+                    f"Defender kept returning more pages for {resource} after {self.max_pages} pages.",
+                    hint="Raise 'max_pages' if this alert really has that many files.",
+                )
+
+    def get_json(
+        self, path: str, *, resource: str, permission: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One GET returning the decoded JSON object."""
+        return self._get(self.config.api_base_url + path, params, resource=resource, permission=permission)
+
+    # -- internals ---------------------------------------------------------
+
+    def _checked_next_link(self, link: Any) -> str:
+        if not isinstance(link, str):
+            raise ApiError("Defender returned an @odata.nextLink that is not a URL.")
+        parts = urlsplit(link)
+        if (parts.scheme, parts.netloc.lower()) != self._api_origin:
+            raise ApiError(
+                f"Refused to follow @odata.nextLink to {parts.scheme}://{parts.netloc}: "
+                "it is not the configured API host, and following it would send the access token there.",
+            )
+        return link
+
+    def _bearer(self) -> str:
+        if self._token is None:
+            self._token = self.tokens.token()
+        return self._token
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter keeps parallel clients from retrying in lockstep.
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        return ceiling * (0.5 + 0.5 * self.rng())
+
+    def _get(self, url: str, params: Mapping[str, str] | None, *, resource: str, permission: str) -> dict[str, Any]:
+        deadline = self.clock() + self.retry_budget
+        refreshed = False
+        attempt = 0
+        while True:
+            if self.budget is not None:
+                self.budget.acquire(deadline=time.time() + max(0.0, deadline - self.clock()))
+            headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
+            self.calls += 1
+            failure: ConnectorError
+            wait: float | None = None
+            try:
+                response = self.session.get(url, params=params, headers=headers)
+            except requests.exceptions.SSLError:
+                raise TLSError(
+                    f"The TLS certificate of {urlsplit(url).netloc} could not be verified.",
+                    hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file; "
+                    "verification cannot be turned off.",
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
+                failure = NetworkError(
+                    f"The connection to {urlsplit(url).netloc} {kind} ({exc.__class__.__name__}).",
+                    hint="Check the network, 'proxy' and 'timeout_seconds'.",
+                )
+            except requests.RequestException as exc:
+                failure = NetworkError(f"The request to {urlsplit(url).netloc} failed ({exc.__class__.__name__}).")
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = None
+                    if isinstance(body, dict):
+                        return body
+                    failure = ApiError(f"Defender answered {resource} with {_describe_body(response)}.")
+                elif status == 401 and not refreshed:
+                    refreshed = True
+                    self._token = None
+                    self.tokens.invalidate()
+                    log.info("401 from the API; fetching a new token once")
+                    continue
+                else:
+                    failure = self._status_error(response, resource, permission)
+                    if status not in self.retry_statuses:
+                        raise failure
+                    if status == 429:
+                        wait = parse_retry_after(response.headers.get("Retry-After"))
+                        if wait is not None and wait > self.max_retry_after:
+                            raise RateLimitedError(
+                                f"Defender's rate limit was reached and it asked to wait {wait:.0f} seconds, "
+                                f"more than max_retry_after_seconds ({self.max_retry_after:g}).",
+                                hint="Run the action again later.",
+                                code=failure.code,
+                                correlation_id=failure.correlation_id,
+                                status=429,
+                            )
+            attempt += 1
+            if attempt > self.max_retries:
+                raise failure
+            if wait is None:
+                wait = self._backoff(attempt - 1)
+            if self.clock() + wait > deadline:
+                if isinstance(failure, RateLimitedError):
+                    raise failure
+                raise failure.__class__(
+                    f"{failure.message.rstrip('.')}; retries stopped at the {self.retry_budget:g} s time budget.",
+                    hint=failure.hint,
+                    code=failure.code,
+                    correlation_id=failure.correlation_id,
+                    status=failure.status,
+                )
+            log.info("retrying %s in %.2f s (attempt %d of %d): %s",
+                     resource, wait, attempt, self.max_retries, failure.message)
+            self.sleep(wait)
+
+    def _status_error(self, response: requests.Response, resource: str, permission: str) -> ConnectorError:
+        status = response.status_code
+        code, message, target = _error_fields(response)
+        detail = f" ({code}: {message.rstrip('.')})" if code and message else (f" ({code})" if code else "")
+        common = {"code": code, "correlation_id": target, "status": status}
+        if status == 404:
+            return NotFoundError(f"{resource} was not found in Defender for Endpoint.",
+                                 hint="Check the id; only alerts within the tenant's retention period can be queried.",
+                                 **common)
+        if status == 403:
+            return ForbiddenError(
+                f"Defender for Endpoint denied access to {resource} (403{' ' + code if code else ''}).",
+                hint=f"Grant the app the {permission} application permission and admin consent; a user token also "
+                "needs the 'View Data' role and access to the device group, and a token for the wrong audience "
+                "gets 403 too (check token_scope).",
+                **common,
+            )
+        if status == 401:
+            return UnauthorizedError(
+                f"Defender for Endpoint rejected the access token for {resource} even after a fresh one was fetched.",
+                hint="Check that token_scope matches the API host and cloud.",
+                **common,
+            )
+        if status == 429:
+            return RateLimitedError(
+                f"Defender's rate limit for {resource} was still reached after retrying{detail}.",
+                hint="The API allows 100 calls a minute and 1,500 an hour per app; run the action again later.",
+                **common,
+            )
+        if code is None:
+            return ApiError(f"Defender answered {resource} with HTTP {status} and {_describe_body(response)}.",
+                            status=status)
+        return ApiError(f"Defender answered {resource} with HTTP {status}{detail}.", **common)
+

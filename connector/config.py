@@ -1,0 +1,270 @@
+"""Instance configuration: file + environment, clouds table, secrets.
+
+Precedence (fixed contract): a JSON file (``--config FILE`` or the path in
+``MDE_CONFIG``), then ``MDE_<KEY>`` environment variables, which win over the
+file. The manifest's configuration schema validates the merged result, so the
+keys, types, defaults and secret markers live in one place (``manifest.json``).
+
+Endpoints are resolved from the manifest's ``clouds`` table (commercial with its
+regional hosts, GCC, GCC High, DoD); ``api_base_url``, ``authority_url`` and
+``token_scope`` override each part on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from connector.errors import ConfigError, register_secret
+
+ENV_PREFIX = "MDE_"
+ENV_CONFIG_PATH = "MDE_CONFIG"
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/mde-connector``, else ``~/.local/state/mde-connector``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(base) / "mde-connector"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated instance configuration with its endpoints resolved.
+
+    ``raw`` holds every key after defaults were applied; the attributes below
+    are what the rest of the connector reads. Secrets are kept out of
+    ``repr()`` so that a stray log line or traceback cannot show them.
+    """
+
+    tenant_id: str
+    client_id: str
+    api_base_url: str
+    authority_url: str
+    token_scope: str
+    cloud: str
+    state_dir: Path
+    timeout_seconds: float
+    ca_bundle: Path | None = None
+    proxy: str | None = None
+    certificate_path: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
+    certificate_password: str | None = field(default=None, repr=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Any configuration key (defaults applied), e.g. ``max_retries``."""
+        value = self.raw.get(key)
+        return default if value is None else value
+
+    @property
+    def login_host(self) -> str:
+        """Scheme and host of the sign-in authority."""
+        parts = urlsplit(self.authority_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def fingerprint(self) -> str:
+        """A stable id of the credential identity (never the secret itself),
+        used to key caches: tenant, client, authority, scope."""
+        key = "|".join([self.tenant_id, self.client_id, self.authority_url, self.token_scope])
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _coerce_env(value: str, prop: Mapping[str, Any]) -> Any:
+    """Environment values are strings; convert them by the declared type so
+    that ``MDE_TIMEOUT_SECONDS=30`` validates as a number."""
+    types = prop.get("type")
+    if isinstance(types, str):
+        types = [types]
+    types = types or ["string"]
+    text = value.strip()
+    if "integer" in types:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if "boolean" in types and text.lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return text.lower() in {"true", "1", "yes"}
+    return value
+
+
+def read_sources(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    schema: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge the configuration file and ``MDE_*`` variables (environment wins).
+
+    Raises ConfigError when the file is missing, unreadable or not a JSON
+    object, naming the file and the fix.
+    """
+    env = os.environ if env is None else env
+    props: Mapping[str, Any] = (schema or {}).get("properties", {})
+    merged: dict[str, Any] = {}
+    path = path or env.get(ENV_CONFIG_PATH) or None
+    if path:
+        file = Path(path).expanduser()
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"The configuration file {file} does not exist.",
+                hint="Pass --config with the path of a JSON file or set MDE_CONFIG.",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"The configuration file {file} cannot be read ({exc.__class__.__name__}).") from None
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"The configuration file {file} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
+            ) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"The configuration file {file} must hold a JSON object of configuration keys.")
+        merged.update(loaded)
+    for key, prop in props.items():
+        value = env.get(ENV_PREFIX + key.upper())
+        if value is not None and value != "":
+            merged[key] = _coerce_env(value, prop)
+    return merged
+
+
+def _https_url(value: str, key: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ConfigError(
+            f"Configuration key '{key}' must be an https URL (got {value[:80]!r}).",
+            hint="TLS is required for both the API and the sign-in authority.",
+        )
+    return value.rstrip("/")
+
+
+def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
+    """Validate merged configuration values and resolve the endpoints.
+
+    ``manifest`` defaults to the packaged manifest. Raises ConfigError naming
+    the key for every missing, malformed or contradictory setting.
+    """
+    if manifest is None:
+        from connector.manifest import load_manifest
+
+        manifest = load_manifest()
+    for key in manifest.secret_keys:
+        if isinstance(values.get(key), str):
+            register_secret(values[key])
+    cfg = manifest.validate_configuration(dict(values))
+
+    if cfg.get("client_secret") and cfg.get("certificate_path"):
+        raise ConfigError(
+            "Configuration keys 'client_secret' and 'certificate_path' are both set; "
+            "set only one credential.",
+        )
+    if not cfg.get("client_secret") and not cfg.get("certificate_path"):
+        raise ConfigError(
+            "Configuration key 'client_secret' or 'certificate_path' is required.",
+            hint="Set the app registration's client secret value, or a PEM/PFX certificate credential.",
+        )
+
+    cloud_name = cfg.get("cloud") or "commercial"
+    clouds = manifest.clouds
+    if cloud_name not in clouds:
+        raise ConfigError(f"Configuration key 'cloud' must be one of {', '.join(sorted(clouds))}.")
+    cloud = clouds[cloud_name]
+    region = cfg.get("region")
+    if region:
+        regions = cloud.get("regions") or {}
+        if not regions:
+            raise ConfigError(
+                f"Configuration key 'region' applies only to the commercial cloud, not '{cloud_name}'; remove it.",
+            )
+        if region not in regions:
+            raise ConfigError(f"Configuration key 'region' must be one of {', '.join(sorted(regions))}.")
+        api_default = regions[region]
+    else:
+        api_default = cloud["api_base_url"]
+
+    tenant = str(cfg["tenant_id"]).strip()
+    api_base = _https_url(cfg.get("api_base_url") or api_default, "api_base_url")
+    authority = _https_url(
+        cfg.get("authority_url") or f"{cloud['login_host'].rstrip('/')}/{tenant}", "authority_url"
+    )
+    scope = cfg.get("token_scope") or cloud["token_scope"]
+
+    def existing_file(key: str) -> Path | None:
+        value = cfg.get(key)
+        if not value:
+            return None
+        file = Path(value).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"Configuration key '{key}' names {file}, which is not a readable file.")
+        return file.resolve()
+
+    proxy = cfg.get("proxy") or None
+    if proxy and urlsplit(proxy).scheme not in {"http", "https", "socks5", "socks5h"}:
+        raise ConfigError("Configuration key 'proxy' must be a URL such as http://proxy.example:3128.")
+
+    state_dir = Path(cfg.get("state_dir") or default_state_dir()).expanduser()
+    return Config(
+        tenant_id=tenant,
+        client_id=str(cfg["client_id"]).strip(),
+        api_base_url=api_base,
+        authority_url=authority,
+        token_scope=scope,
+        cloud=cloud_name,
+        state_dir=state_dir,
+        timeout_seconds=float(cfg.get("timeout_seconds") or 30),
+        ca_bundle=existing_file("ca_bundle"),
+        proxy=proxy,
+        certificate_path=existing_file("certificate_path"),
+        raw=cfg,
+        client_secret=cfg.get("client_secret") or None,
+        certificate_password=cfg.get("certificate_password") or None,
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    manifest: Any | None = None,
+) -> Config:
+    """Read, merge, validate and resolve the instance configuration.
+
+    With neither a file nor any ``MDE_*`` key the error says how to provide one.
+    """
+    if manifest is None:
+        from connector.manifest import load_manifest
+
+        manifest = load_manifest()
+    values = read_sources(path, env, manifest.configuration_schema)
+    if not values:
+        raise ConfigError(
+            "No configuration was found.",
+            hint="Pass --config FILE, set MDE_CONFIG, or set MDE_TENANT_ID, MDE_CLIENT_ID and "
+            "MDE_CLIENT_SECRET; `mde-connector demo` runs against the built-in simulator without any.",
+        )
+    return resolve(values, manifest)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) with mode 0700 and tighten it if it exists.
+
+    The state directory holds the token cache and the store; only the
+    connector's user may read it.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
+    return path

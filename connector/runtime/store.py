@@ -1,0 +1,368 @@
+"""The embedded SQLite store: containers, artifacts, runs, notes, checkpoints.
+
+A container is one alert (keyed by the alert id). Artifacts are upserted by
+``source_data_identifier`` so re-running an action adds nothing twice. Each
+action result is written in one transaction: the store holds either all of a
+result or none of it. WAL mode and a busy timeout let several processes (CLI
+runs, the watcher, its workers) write without "database is locked" reaching a
+user. The file is created 0600 inside the 0700 state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from connector.config import ensure_private_dir
+from connector.errors import StoreError
+
+SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    alert_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    severity TEXT NOT NULL DEFAULT 'informational',
+    status TEXT NOT NULL DEFAULT 'new',
+    source TEXT NOT NULL DEFAULT 'manual',
+    tags TEXT NOT NULL DEFAULT '[]',
+    data TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    source_data_identifier TEXT PRIMARY KEY,
+    container TEXT NOT NULL REFERENCES containers(alert_id),
+    name TEXT NOT NULL,
+    label TEXT NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_container ON artifacts (container);
+CREATE TABLE IF NOT EXISTS action_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    container TEXT,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    parameter TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    duration_ms REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    container TEXT NOT NULL,
+    key TEXT UNIQUE,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playbook_runs (
+    id TEXT PRIMARY KEY,
+    playbook TEXT NOT NULL,
+    container TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS playbook_runs_container ON playbook_runs (container);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds and ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Store:
+    """The SQLite store at ``path``. Thread-safe: one connection per thread.
+
+    Writes go through :meth:`transaction` (``BEGIN IMMEDIATE``); methods that
+    write take an optional open connection so several writes share one
+    transaction.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        ensure_private_dir(path.parent)
+        if not path.exists():
+            # Create the file 0600 before SQLite does (it would use the umask).
+            path.touch(mode=0o600)
+        self._connect().executescript(_SCHEMA)
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """The store in ``state_dir`` (``store.sqlite``)."""
+        return cls(Path(state_dir) / "store.sqlite")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=True)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=60000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"The store {self.path} cannot be opened ({exc}).") from None
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; commits on success, rolls back on any error."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store {self.path} is not writable ({exc}).") from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"The store {self.path} could not commit ({exc}).") from None
+
+    # -- containers -------------------------------------------------------
+
+    def upsert_container(
+        self,
+        conn: sqlite3.Connection,
+        alert_id: str,
+        *,
+        name: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        source: str = "manual",
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        """Create the alert's container, or update the fields given. Severity
+        only ever rises here (use :meth:`set_severity` to lower it). Returns
+        True when the container is new."""
+        now = utc_now()
+        cur = conn.execute(
+            "INSERT INTO containers (alert_id, name, severity, status, source, data, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
+            (alert_id, name or f"Defender alert {alert_id}", severity or "informational", status or "new",
+             source, _dumps(data or {}), now, now),
+        )
+        if cur.rowcount:
+            return True
+        if data:
+            conn.execute("UPDATE containers SET data = ?, updated_at = ? WHERE alert_id = ?",
+                         (_dumps(data), now, alert_id))
+        if name:
+            conn.execute("UPDATE containers SET name = ? WHERE alert_id = ?", (name, alert_id))
+        if status:
+            conn.execute("UPDATE containers SET status = ? WHERE alert_id = ?", (status, alert_id))
+        if severity:
+            self.raise_severity(conn, alert_id, severity)
+        return False
+
+    def raise_severity(self, conn: sqlite3.Connection, alert_id: str, severity: str) -> None:
+        """Set the container's severity if it is higher than the current one."""
+        row = conn.execute("SELECT severity FROM containers WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is not None and SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(row[0], 0):
+            conn.execute("UPDATE containers SET severity = ?, updated_at = ? WHERE alert_id = ?",
+                         (severity, utc_now(), alert_id))
+
+    def set_severity(self, conn: sqlite3.Connection, alert_id: str, severity: str) -> None:
+        """Set the container's severity, up or down."""
+        conn.execute("UPDATE containers SET severity = ?, updated_at = ? WHERE alert_id = ?",
+                     (severity, utc_now(), alert_id))
+
+    def add_tags(self, conn: sqlite3.Connection, alert_id: str, tags: Iterable[str]) -> None:
+        """Add tags to the container (set semantics, order kept)."""
+        row = conn.execute("SELECT tags FROM containers WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is None:
+            return
+        current = json.loads(row[0])
+        merged = current + [t for t in tags if t not in current]
+        conn.execute("UPDATE containers SET tags = ? WHERE alert_id = ?", (_dumps(merged), alert_id))
+
+    def add_note(self, conn: sqlite3.Connection, alert_id: str, text: str, key: str | None = None) -> None:
+        """Add a note to the container; a note with the same ``key`` is added once."""
+        conn.execute(
+            "INSERT INTO notes (container, key, text, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET text = excluded.text",
+            (alert_id, key, text, utc_now()),
+        )
+
+    def container(self, alert_id: str) -> dict[str, Any] | None:
+        """One container with its tags, notes and artifact count, or None."""
+        conn = self._connect()
+        row = conn.execute("SELECT * FROM containers WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["tags"] = json.loads(out["tags"])
+        out["data"] = json.loads(out["data"])
+        out["notes"] = [r[0] for r in conn.execute(
+            "SELECT text FROM notes WHERE container = ? ORDER BY id", (alert_id,))]
+        out["artifact_count"] = conn.execute(
+            "SELECT COUNT(*) FROM artifacts WHERE container = ?", (alert_id,)).fetchone()[0]
+        return out
+
+    def containers(self) -> list[dict[str, Any]]:
+        """All containers, oldest first (without their data)."""
+        rows = self._connect().execute(
+            "SELECT c.alert_id, c.name, c.severity, c.status, c.source, c.tags, c.created_at,"
+            " (SELECT COUNT(*) FROM artifacts a WHERE a.container = c.alert_id) AS artifact_count"
+            " FROM containers c ORDER BY c.created_at, c.alert_id")
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["tags"] = json.loads(item["tags"])
+            out.append(item)
+        return out
+
+    # -- artifacts --------------------------------------------------------
+
+    def upsert_artifacts(self, conn: sqlite3.Connection, artifacts: list[dict[str, Any]]) -> int:
+        """Insert or update artifacts by ``source_data_identifier``; returns how
+        many were new."""
+        if not artifacts:
+            return 0
+        now = utc_now()
+        containers = sorted({a["container"] for a in artifacts})
+
+        def count() -> int:
+            return sum(conn.execute("SELECT COUNT(*) FROM artifacts WHERE container = ?", (c,)).fetchone()[0]
+                       for c in containers)
+
+        before = count()
+        conn.executemany(
+            "INSERT INTO artifacts (source_data_identifier, container, name, label, type, severity, body,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(source_data_identifier) DO UPDATE SET name = excluded.name,"
+            " severity = excluded.severity, body = excluded.body, updated_at = excluded.updated_at"
+            " WHERE artifacts.body != excluded.body",
+            [(a["source_data_identifier"], a["container"], a["name"], a.get("label", "file"),
+              a.get("type", "file"), a.get("severity", "informational"), _dumps(a), now, now)
+             for a in artifacts],
+        )
+        return count() - before
+
+    def artifacts(self, alert_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored artifacts (as the action produced them), oldest first."""
+        conn = self._connect()
+        if alert_id is None:
+            rows = conn.execute("SELECT body FROM artifacts ORDER BY container, rowid")
+        else:
+            rows = conn.execute("SELECT body FROM artifacts WHERE container = ? ORDER BY rowid", (alert_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    # -- action results ---------------------------------------------------
+
+    def save_action_result(self, result: Any, *, container: str | None, started: float,
+                           container_fields: dict[str, Any] | None = None) -> int:
+        """Write an action result in one transaction: its container (when it
+        has one), artifacts and a run record. Returns the run id."""
+        duration_ms = (time.time() - started) * 1000
+        started_at = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds")
+        with self.transaction() as conn:
+            if container is not None and (result.artifacts or result.ok or container_fields):
+                fields = dict(container_fields or {})
+                severity = fields.pop("severity", None)
+                self.upsert_container(conn, container, **fields)
+                if result.artifacts:
+                    self.upsert_artifacts(conn, result.artifacts)
+                    top = max((SEVERITY_RANK.get(a.get("severity", ""), 0) for a in result.artifacts), default=0)
+                    names = {v: k for k, v in SEVERITY_RANK.items()}
+                    self.raise_severity(conn, container, names[top])
+                if severity:
+                    self.raise_severity(conn, container, severity)
+            cur = conn.execute(
+                "INSERT INTO action_runs (action, container, status, message, parameter, summary, error,"
+                " started_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (result.action, container, result.status, result.message, _dumps(result.parameter),
+                 _dumps(result.summary), _dumps(result.error) if result.error else None, started_at, duration_ms),
+            )
+            return int(cur.lastrowid or 0)
+
+    def action_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recent action runs, newest first."""
+        rows = self._connect().execute("SELECT * FROM action_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    # -- playbook runs ------------------------------------------------------
+
+    def save_playbook_run(self, conn: sqlite3.Connection, run_id: str, *, playbook: str, container: str,
+                          trigger: str, status: str, record: dict[str, Any], started_at: str,
+                          finished_at: str | None) -> None:
+        """Insert or replace a playbook run record (id chosen by the engine)."""
+        conn.execute(
+            "INSERT INTO playbook_runs (id, playbook, container, trigger, status, record, started_at, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
+            " record = excluded.record, finished_at = excluded.finished_at",
+            (run_id, playbook, container, trigger, status, _dumps(record), started_at, finished_at),
+        )
+
+    def playbook_run(self, run_id: str) -> dict[str, Any] | None:
+        """One playbook run record, or None."""
+        row = self._connect().execute("SELECT * FROM playbook_runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["record"] = json.loads(out["record"])
+        return out
+
+    def playbook_runs(self, container: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Playbook runs, newest first, without their full records."""
+        sql = "SELECT id, playbook, container, trigger, status, started_at, finished_at FROM playbook_runs"
+        args: tuple[Any, ...] = ()
+        if container is not None:
+            sql += " WHERE container = ?"
+            args = (container,)
+        sql += " ORDER BY started_at DESC, id LIMIT ?"
+        return [dict(r) for r in self._connect().execute(sql, args + (limit,))]
+
+    # -- checkpoints ------------------------------------------------------
+
+    def checkpoint(self, name: str) -> Any:
+        """The stored checkpoint value (JSON), or None."""
+        row = self._connect().execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_checkpoint(self, conn: sqlite3.Connection, name: str, value: Any) -> None:
+        """Set a checkpoint inside the caller's transaction."""
+        conn.execute(
+            "INSERT INTO checkpoints (name, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (name, _dumps(value), utc_now()),
+        )

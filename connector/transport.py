@@ -1,0 +1,114 @@
+"""The one HTTP session the connector uses, for Entra ID and the API alike.
+
+Why a session subclass: requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``
+and ``HTTPS_PROXY`` from the environment override ``Session.verify`` and
+``Session.proxies`` whenever a call passes ``verify=None``, which is what msal
+and most callers do. On a corporate machine that silently swaps the trust
+store. :class:`PinnedSession` passes the configured trust store and proxy on
+every call, so the configuration always wins, and verification can never be
+turned off through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from connector import __version__
+from connector.errors import ConfigError
+
+log = logging.getLogger("connector.http")
+
+USER_AGENT = f"mde-connector/{__version__} (+Get Alert Related Files) python-requests/{requests.__version__}"
+
+
+def trust_store(ca_bundle: Path | None, state_dir: Path) -> str | bool:
+    """What to pass as ``verify``: True (system/certifi store) without a
+    ``ca_bundle``, else a bundle file holding the public CAs *plus* the extra CA.
+
+    ``ca_bundle`` is an *extra* trusted CA (a private endpoint, a TLS-inspecting
+    proxy): the public CAs stay trusted so that the sign-in host keeps working.
+    The combined file is written once per content into ``state_dir``.
+    """
+    if ca_bundle is None:
+        return True
+    import certifi
+
+    try:
+        extra = ca_bundle.read_bytes()
+    except OSError:
+        raise ConfigError(f"Configuration key 'ca_bundle' names {ca_bundle}, which cannot be read.") from None
+    if b"-----BEGIN CERTIFICATE-----" not in extra:
+        raise ConfigError(
+            f"Configuration key 'ca_bundle' names {ca_bundle}, which holds no PEM certificate.",
+            hint="Give a PEM file with one or more '-----BEGIN CERTIFICATE-----' blocks.",
+        )
+    public = Path(certifi.where())
+    digest = hashlib.sha256(extra + str(public).encode() + str(public.stat().st_size).encode()).hexdigest()[:16]
+    combined = state_dir / f"ca-bundle-{digest}.pem"
+    if not combined.exists():
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = combined.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(public.read_bytes().rstrip(b"\n") + b"\n" + extra)
+        os.replace(tmp, combined)
+    return str(combined)
+
+
+class PinnedSession(requests.Session):
+    """A ``requests.Session`` whose trust store, proxy and default timeout come
+    from the configuration on every call, whatever the caller or environment
+    passes. ``verify=False`` is refused."""
+
+    def __init__(self, verify: str | bool, proxy: str | None, timeout: float | tuple[float, float]) -> None:
+        super().__init__()
+        self._pinned_verify = verify
+        self._pinned_proxies = {"http": proxy, "https": proxy} if proxy else None
+        self._default_timeout = timeout
+        self.verify = verify
+        self.headers["User-Agent"] = USER_AGENT
+        if proxy:
+            self.proxies.update(self._pinned_proxies or {})
+        # Keep-alive connections for the API host and the sign-in host.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=8)
+        self.mount("https://", adapter)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["verify"] = self._pinned_verify
+        if self._pinned_proxies:
+            kwargs["proxies"] = self._pinned_proxies
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._default_timeout
+        started = time.perf_counter()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException as exc:
+            log.debug("%s %s -> %s after %.0f ms", _s(method), _url(url), exc.__class__.__name__,
+                      (time.perf_counter() - started) * 1000)
+            raise
+        log.debug("%s %s -> %s in %.0f ms", _s(method), _url(url), response.status_code,
+                  (time.perf_counter() - started) * 1000)
+        return response
+
+
+def _s(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _url(url: str | bytes) -> str:
+    # Query strings of token calls carry nothing secret (the secret is in the
+    # POST body, never logged), but keep log lines short and predictable.
+    return _s(url).split("?", 1)[0] + ("?…" if "?" in _s(url) else "")
+
+
+def build_session(config: Any) -> PinnedSession:
+    """The session for one configured instance: trust store (+ ``ca_bundle``),
+    proxy, and (connect, read) timeouts from ``timeout_seconds``."""
+    verify = trust_store(config.ca_bundle, config.state_dir)
+    read = float(config.timeout_seconds)
+    return PinnedSession(verify, config.proxy, (min(10.0, read), read))
