@@ -26,6 +26,9 @@ from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, Co
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("connector.demo", "run the whole product against the built-in simulator (no tenant needed)"),
     "simulator": ("connector.simulator.cli", "run the Defender + Entra ID simulator on loopback"),
+    "watch": ("connector.runtime.watch_cli", "trigger on new alerts: containers + playbook runs"),
+    "playbook": ("connector.runtime.playbook_cli", "validate or run playbooks"),
+    "runs": ("connector.runtime.runs_cli", "playbook run records in the local store"),
 }
 
 

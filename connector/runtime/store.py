@@ -352,6 +352,17 @@ class Store:
         sql += " ORDER BY started_at DESC, id LIMIT ?"
         return [dict(r) for r in self._connect().execute(sql, args + (limit,))]
 
+    def pending_playbook_runs(self) -> list[dict[str, Any]]:
+        """Runs left ``pending`` or ``running`` (e.g. by a crash), oldest first."""
+        rows = self._connect().execute(
+            "SELECT * FROM playbook_runs WHERE status IN ('pending', 'running') ORDER BY started_at, id")
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["record"] = json.loads(item["record"])
+            out.append(item)
+        return out
+
     # -- checkpoints ------------------------------------------------------
 
     def checkpoint(self, name: str) -> Any:

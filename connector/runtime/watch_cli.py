@@ -1,0 +1,111 @@
+"""``mde-connector watch``: the new-alert trigger as a command.
+
+``--once`` for cron, ``--interval`` for a service, ``--since`` for backfills.
+SIGTERM/SIGINT stop it cleanly after the alert in hand (its container and
+checkpoint commit together, so nothing is half-done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the watch command."""
+    parser.add_argument("--once", action="store_true", help="poll once and exit (for cron)")
+    parser.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
+                        help="seconds between polls when running as a service (default 60)")
+    parser.add_argument("--since", metavar="TIME",
+                        help="backfill from this ISO-8601 UTC time or duration ago (e.g. 6h, 2d)")
+    parser.add_argument("--lookback", default="24h", metavar="DURATION",
+                        help="how far back the first run looks (default 24h)")
+    parser.add_argument("--field", choices=["alertCreationTime", "lastUpdateTime"], default="alertCreationTime",
+                        help="timestamp the watermark follows (default alertCreationTime)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel playbook runs (default 2)")
+    parser.add_argument("--page-size", type=int, default=1000, help="alerts per page ($top, max 10000)")
+    parser.add_argument("--playbook", action="append", default=[], metavar="FILE",
+                        help="playbook file(s) to trigger (default: the shipped playbooks)")
+    parser.add_argument("--no-playbooks", action="store_true", help="only create containers")
+    parser.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    parser.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted)")
+
+
+def build_poller(args: argparse.Namespace, config: Any) -> Any:
+    """A Poller wired to the configured client, store and playbooks."""
+    from connector.actions import ActionContext
+    from connector.client import DefenderClient
+    from connector.runtime.poller import Poller, parse_duration
+    from connector.runtime.store import Store
+
+    store = Store.open(config.state_dir)
+    client = DefenderClient.from_config(config)
+    playbooks: list[Any] = []
+    if not args.no_playbooks:
+        from connector.runtime.engine import load_shipped_playbooks
+        from connector.runtime.playbooks import load_playbook
+
+        playbooks = [load_playbook(p) for p in args.playbook] if args.playbook else load_shipped_playbooks()
+
+    def context_factory() -> Any:
+        return ActionContext(config=config, store=store, client_factory=lambda _cfg: client)
+
+    return Poller(client=client, store=store, context_factory=None if args.no_playbooks else context_factory,
+                  playbooks=playbooks, time_field=args.field, lookback=parse_duration(args.lookback),
+                  page_size=args.page_size, workers=args.workers)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the watcher; exit 0 when every poll succeeded, 1 when one failed."""
+    from connector.config import load_config
+    from connector.runtime.poller import parse_since
+
+    config = load_config(args.config)
+    since = parse_since(args.since) if args.since else None
+    poller = build_poller(args, config)
+    tty = sys.stderr.isatty() and args.output == "table"
+
+    def on_alert(alert: dict[str, Any], stats: Any) -> None:
+        if tty:
+            eta = stats.eta_seconds()
+            eta_text = f", ETA {eta:.0f} s" if eta is not None else ""
+            print(f"\r… {stats.processed} alerts, {stats.fraction() * 100:.0f}% of the backlog{eta_text}   ",
+                  end="", file=sys.stderr, flush=True)
+        elif args.output == "table":
+            print(f"alert {alert.get('id')} {alert.get('severity', '')} {alert.get(poller.time_field)} "
+                  f"{str(alert.get('title') or '')[:60]}", file=sys.stderr, flush=True)
+
+    poller.on_alert = on_alert
+
+    def stop(signum: int, _frame: Any) -> None:
+        poller.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    failed = False
+
+    def show(report: Any) -> None:
+        nonlocal failed
+        failed = failed or bool(report.errors)
+        if tty:
+            print(file=sys.stderr)
+        if args.output == "json":
+            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), flush=True)
+        else:
+            runs = report.playbook_runs
+            ok = sum(1 for r in runs if r.get("status") == "success")
+            print(f"{len(report.processed)} new alert(s), {ok}/{len(runs)} playbook run(s) succeeded; "
+                  f"watermark {report.checkpoint.get('watermark')}.", flush=True)
+        for error in report.errors:
+            print(f"mde-connector: {error}", file=sys.stderr)
+
+    if args.once:
+        show(poller.poll_once(since))
+    else:
+        poller.run_forever(args.interval, show, since=since)
+    return 1 if failed else 0
