@@ -32,6 +32,7 @@ from connector.errors import ConfigError, InputError, ManifestError
 __all__ = [
     "ActionSpec",
     "Manifest",
+    "ManifestReport",
     "default_manifest_path",
     "load_manifest",
     "validate_manifest_file",
@@ -78,12 +79,21 @@ def load_manifest(path: str | Path | None = None, *, validate: bool = True) -> M
     return manifest
 
 
-def validate_manifest_file(path: str | Path | None = None) -> list[str]:
+class ManifestReport(list):  # type: ignore[type-arg]
+    """Lines describing a validated manifest; ``str()`` joins them with newlines."""
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+
+def validate_manifest_file(path: str | Path | None = None) -> ManifestReport:
     """Check a manifest file without caching it; return what was checked.
 
-    For ``mde-connector manifest validate``: returns short lines describing
-    the validated manifest (name, version, actions, output counts) when it is
-    valid, raises :class:`ManifestError` with the first problem otherwise.
+    For ``mde-connector manifest validate``: returns a :class:`ManifestReport`
+    (a list of lines; ``print(report)`` shows one per line: name, version,
+    configuration keys, clouds, each action's parameters and outputs) when the
+    manifest is valid, raises :class:`ManifestError` with the first problem
+    otherwise.
     """
     resolved = Path(path).resolve() if path is not None else default_manifest_path()
     raw = _read_json(resolved)
@@ -94,12 +104,14 @@ def validate_manifest_file(path: str | Path | None = None) -> list[str]:
     for spec in manifest.actions:
         # Compiling proves every parameter schema is valid Draft 2020-12.
         spec.validator()
-    report = [
-        f"{resolved.name}: valid ({manifest.name} {manifest.version}).",
-        f"configuration: {len(manifest.configuration_schema.get('properties', {}))} keys, "
-        f"secrets: {', '.join(sorted(manifest.secret_keys)) or 'none'}.",
-        f"clouds: {', '.join(manifest.clouds)}.",
-    ]
+    report = ManifestReport(
+        [
+            f"{resolved.name}: valid ({manifest.name} {manifest.version}).",
+            f"configuration: {len(manifest.configuration_schema.get('properties', {}))} keys, "
+            f"secrets: {', '.join(sorted(manifest.secret_keys)) or 'none'}.",
+            f"clouds: {', '.join(manifest.clouds)}.",
+        ]
+    )
     for spec in manifest.actions:
         report.append(
             f"action {spec.name}: {len(spec.parameters_schema.get('properties', {}))} "
