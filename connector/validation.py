@@ -353,9 +353,10 @@ def _as_validator(schema_or_validator: Any) -> Any:
 # type before a wrong length, an empty value before a malformed one.
 _PRIORITY = {
     "type": 6,
+    # An unexpected key is usually a misspelt expected one: say so first.
+    "additionalProperties": 6,
+    "unevaluatedProperties": 6,
     "required": 5,
-    "additionalProperties": 5,
-    "unevaluatedProperties": 5,
     "minLength": 4,
     "maxLength": 3,
     "enum": 3,
@@ -483,7 +484,11 @@ def _close_match(word: str, choices: Sequence[str]) -> str | None:
     import difflib
 
     hits = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return hits[0] if hits else None
+    if hits:
+        return hits[0]
+    # "timeout" for "timeout_seconds": a prefix is a likely abbreviation.
+    prefixed = [c for c in choices if len(word) >= 4 and c.startswith(word)]
+    return prefixed[0] if len(prefixed) == 1 else None
 
 
 def _escape(text: str) -> str:
