@@ -65,7 +65,7 @@ def load_manifest(path: str | Path | None = None, *, validate: bool = True) -> M
     not satisfy ``schemas/manifest.schema.json`` and the rules a schema cannot
     express (unique action names, unique output paths).
     """
-    resolved = Path(path).resolve() if path is not None else default_manifest_path()
+    resolved = Path(path if path is not None else default_manifest_path()).resolve()
     cached = _CACHE.get(resolved)
     if cached is not None:
         return cached
@@ -95,7 +95,7 @@ def validate_manifest_file(path: str | Path | None = None) -> ManifestReport:
     manifest is valid, raises :class:`ManifestError` with the first problem
     otherwise.
     """
-    resolved = Path(path).resolve() if path is not None else default_manifest_path()
+    resolved = Path(path if path is not None else default_manifest_path()).resolve()
     raw = _read_json(resolved)
     problems = _problems(raw, resolved.name, first_only=True)
     if problems:
