@@ -247,12 +247,13 @@ def _parse_json(text: str, source: str) -> tuple[Any, list[Problem]]:
     try:
         return json.loads(text, object_pairs_hook=no_duplicates), []
     except json.JSONDecodeError as exc:
-        return None, [Problem(source, f"is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.")]
+        where = f"line {exc.lineno}, column {exc.colno}"
+        return None, [Problem(source, f"the file is not valid JSON at {where}: {exc.msg}.")]
     except _DuplicateKey as exc:
-        return None, [Problem(source, f"is not valid: the key '{exc.args[0]}' appears twice in one object; "
+        return None, [Problem(source, f"the file is not valid: the key '{exc.args[0]}' appears twice in one object; "
                                       "keep one of them.")]
     except RecursionError:
-        return None, [Problem(source, "is nested too deeply to be a playbook.")]
+        return None, [Problem(source, "the file is nested too deeply to be a playbook.")]
 
 
 class _DuplicateKey(ValueError):

@@ -1,0 +1,131 @@
+"""``mde-connector playbook``: validate and run playbooks.
+
+    mde-connector playbook validate [FILE ...]     (no FILE: the shipped playbooks)
+    mde-connector playbook run FILE|NAME --alert-id X [--config F] [--output table|json]
+    mde-connector playbook list
+
+``validate`` prints each problem as one line on stderr and exits 2 if any
+playbook is invalid, else prints ``OK: <n> playbooks valid``. ``run`` runs
+the playbook manually against the alert's container and prints the run
+record; it exits 0 when the run succeeded, 1 when it failed. Mounted by
+:mod:`connector.cli` (``add_arguments`` / ``run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, PlaybookError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``validate``, ``run`` and ``list`` subcommands."""
+    sub = parser.add_subparsers(dest="playbook_command", metavar="SUBCOMMAND", parser_class=type(parser))
+    val = sub.add_parser("validate", help="check playbook files as an editor would before saving")
+    val.add_argument("files", nargs="*", metavar="FILE", help="playbook JSON files (default: the shipped ones)")
+    val.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+
+    run_p = sub.add_parser("run", help="run a playbook against an alert's container")
+    run_p.add_argument("playbook", metavar="FILE", help="playbook file, or the name of a shipped playbook")
+    run_p.add_argument("--alert-id", required=True, help="the Defender alert id (the container)")
+    run_p.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    run_p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+    run_p.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted) to stderr")
+
+    ls = sub.add_parser("list", help="list the shipped playbooks")
+    ls.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+    ls.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a ``playbook`` subcommand; returns the exit code."""
+    command = getattr(args, "playbook_command", None)
+    if command == "validate":
+        return _validate(args.files)
+    if command == "run":
+        return _run(args)
+    if command == "list":
+        return _list(args)
+    raise ConfigError("mde-connector playbook: choose a subcommand.",
+                      hint="Try 'mde-connector playbook validate FILE' or 'mde-connector playbook run FILE'.")
+
+
+def _shipped_files() -> list[Path]:
+    folder = Path(__file__).resolve().parent.parent / "playbooks"
+    return sorted(folder.glob("*.json"))
+
+
+def _validate(files: list[str]) -> int:
+    from connector.runtime.playbooks import validate_playbook_file
+
+    paths = [Path(f) for f in files] if files else _shipped_files()
+    if not paths:
+        raise ConfigError("There are no playbooks to validate.", hint="Pass playbook files.")
+    invalid = 0
+    for path in paths:
+        problems = validate_playbook_file(path)
+        if problems:
+            invalid += 1
+            for problem in problems:
+                print(str(problem), file=sys.stderr)
+    if invalid:
+        return EXIT_INVALID
+    n = len(paths)
+    print(f"OK: {n} playbook{'s' if n != 1 else ''} valid")
+    return EXIT_OK
+
+
+def _resolve_playbook(name: str) -> Any:
+    from connector.runtime.playbooks import load_playbook
+
+    path = Path(name)
+    if path.exists() or path.suffix == ".json" or "/" in name:
+        return load_playbook(path)
+    for shipped in _shipped_files():
+        if shipped.stem == name:
+            return load_playbook(shipped)
+    known = ", ".join(p.stem for p in _shipped_files())
+    raise PlaybookError(f"Playbook {name!r} is neither a file nor a shipped playbook; shipped playbooks: {known}.")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from connector.actions import ActionContext
+    from connector.config import load_config
+    from connector.runtime.engine import run_playbook
+    from connector.runtime.runs_cli import render_run
+    from connector.runtime.store import Store
+
+    playbook = _resolve_playbook(args.playbook)
+    config = load_config(args.config)
+    show = args.output == "table" and sys.stderr.isatty()
+    context = ActionContext(config=config, store=Store.open(config.state_dir),
+                            progress=(lambda m: print(f"… {m}", file=sys.stderr, flush=True)) if show
+                            else (lambda m: None))
+    record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual")
+    if args.output == "json":
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+    else:
+        print(render_run(record))
+    if record["status"] != "success":
+        print(f"mde-connector: {record['message']}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    from connector.runtime.engine import load_shipped_playbooks
+
+    playbooks = load_shipped_playbooks()
+    if args.output == "json":
+        print(json.dumps([{"name": p.name, "version": p.version, "trigger": p.trigger,
+                           "description": p.description, "file": p.source} for p in playbooks], indent=2))
+        return EXIT_OK
+    from connector.cli import render_table
+
+    rows = [(p.name, p.version, p.trigger_type, p.description) for p in playbooks]
+    print(render_table(["PLAYBOOK", "VERSION", "TRIGGER", "DESCRIPTION"], rows))
+    return EXIT_OK

@@ -1,0 +1,113 @@
+"""``mde-connector runs``: playbook run records in the local store.
+
+    mde-connector runs list [--alert-id X] [--state-dir D | --config F] [--output table|json]
+    mde-connector runs show ID [--state-dir D | --config F] [--output table|json]
+
+Mounted by :mod:`connector.cli` (``add_arguments`` / ``run``); imports
+nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from connector.errors import EXIT_OK, ConfigError, InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``list`` and ``show`` subcommands to the ``runs`` parser."""
+    sub = parser.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", parser_class=type(parser))
+    ls = sub.add_parser("list", help="list playbook runs, newest first")
+    ls.add_argument("--alert-id", help="only the runs on this alert's container")
+    ls.add_argument("--limit", type=int, default=100, help="at most this many runs (default 100)")
+    _common(ls)
+    show = sub.add_parser("show", help="show one playbook run with its steps")
+    show.add_argument("run_id", metavar="ID", help="run id (see 'mde-connector runs list')")
+    _common(show)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--state-dir", help="state directory holding the store")
+    where.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+    p.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``runs list`` or ``runs show``; returns the exit code."""
+    command = getattr(args, "runs_command", None)
+    if command == "list":
+        return _list(args)
+    if command == "show":
+        return _show(args)
+    raise ConfigError("mde-connector runs: choose a subcommand.", hint="Try 'mde-connector runs list'.")
+
+
+def open_store(args: argparse.Namespace) -> Any:
+    """The store in ``--state-dir``, or in the configuration's state_dir."""
+    from pathlib import Path
+
+    from connector.runtime.store import Store
+
+    if getattr(args, "state_dir", None):
+        state = Path(args.state_dir).expanduser()
+    else:
+        from connector.config import load_config
+
+        state = load_config(getattr(args, "config", None)).state_dir
+    if not (state / "store.sqlite").exists():
+        raise ConfigError(f"There is no store in {state} yet.", hint="Run an action or a playbook first.")
+    return Store.open(state)
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise InputError("--limit must be a positive number of runs.")
+    runs = open_store(args).playbook_runs(args.alert_id, limit=args.limit)
+    if args.output == "json":
+        print(json.dumps(runs, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    from connector.cli import render_table
+
+    rows = [(r["id"], r["playbook"], r["container"], r["trigger"], r["status"], r["started_at"]) for r in runs]
+    print(render_table(["RUN", "PLAYBOOK", "ALERT", "TRIGGER", "STATUS", "STARTED"], rows))
+    print(f"\n{len(runs)} run(s).")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    found = open_store(args).playbook_run(args.run_id)
+    if found is None:
+        raise InputError(f"There is no playbook run with id {args.run_id!r}.",
+                         hint="'mde-connector runs list' shows the run ids.")
+    record = found["record"]
+    if args.output == "json":
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+    else:
+        print(render_run(record))
+    return EXIT_OK
+
+
+def render_run(record: dict[str, Any], width: int | None = None) -> str:
+    """A run record for a terminal: what ran where, then one row per step."""
+    from connector.cli import render_table
+
+    lines = [
+        record.get("message") or f"Playbook run {record.get('id')}",
+        "",
+        f"run       {record.get('id')}",
+        f"playbook  {record.get('playbook')} {record.get('playbook_version') or ''}".rstrip(),
+        f"alert     {record.get('container')}",
+        f"trigger   {record.get('trigger')}",
+        f"status    {record.get('status')}",
+        f"started   {record.get('started_at')}",
+        f"finished  {record.get('finished_at') or '-'}",
+        "",
+    ]
+    rows = [(s.get("id"), s.get("type"), s.get("status"), s.get("duration_ms"), s.get("message"))
+            for s in record.get("steps", [])]
+    lines.append(render_table(["STEP", "TYPE", "STATUS", "MS", "MESSAGE"], rows, width))
+    return "\n".join(lines)
