@@ -626,7 +626,10 @@ def build_dataset(seed: int, tenant_id: str, now_ticks: int) -> list[AlertSpec]:
         else:
             updated = created
         if not alert_id:
-            alert_id = new_alert_id(rng, created)
+            # Deterministic per seed (not derived from the creation time, which
+            # moves with the clock), in the same "da<18 digits>_<int32>" shape.
+            fake_ticks = 638_700_000_000_000_000 + rng.randrange(10**15)
+            alert_id = f"da{fake_ticks}_{rng.randint(-(2**31), 2**31 - 1)}"
         spec = make_alert(
             rng,
             alert_id=alert_id,

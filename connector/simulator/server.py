@@ -254,9 +254,7 @@ class Simulator:
         self.client_id = _derived_uuid(seed, "client")
         self.client_secret = _derived_secret(seed)
         self.token_scope = DEFAULT_SCOPE
-        self._material: TlsMaterial = ensure_material(
-            self.state_dir, f"pfx-{_derived(seed, 'pfx').hex()[:16]}"
-        )
+        self._material: TlsMaterial = ensure_material(self.state_dir)
         self._tokens = TokenAuthority(
             self.tenant_id, self._material.signing_key, self.options.token_lifetime
         )

@@ -241,8 +241,8 @@ def pem_bundle(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
 
 
 def _ensure_client_cert(
-    state_dir: pathlib.Path, pfx_password: str
-) -> tuple[pathlib.Path, pathlib.Path, x509.Certificate]:
+    state_dir: pathlib.Path,
+) -> tuple[pathlib.Path, pathlib.Path, x509.Certificate, str]:
     pem_path = state_dir / "client-cert.pem"
     pfx_path = state_dir / "client-cert.pfx"
     key = cert = None
@@ -257,6 +257,8 @@ def _ensure_client_cert(
     if key is None or cert is None:
         key, cert = make_client_certificate()
         _write_private(pem_path, pem_bundle(key, cert))
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    pfx_password = f"pfx-{digest[:20]}"
     pfx_ok = False
     try:
         p_key, p_cert, _ = pkcs12.load_key_and_certificates(
@@ -274,15 +276,19 @@ def _ensure_client_cert(
             serialization.BestAvailableEncryption(pfx_password.encode()),
         )
         _write_private(pfx_path, pfx)
-    return pem_path, pfx_path, cert
+    return pem_path, pfx_path, cert, pfx_password
 
 
-def ensure_material(state_dir: pathlib.Path, pfx_password: str) -> TlsMaterial:
-    """Create (or reuse) every key and certificate the simulator needs."""
+def ensure_material(state_dir: pathlib.Path) -> TlsMaterial:
+    """Create (or reuse) every key and certificate the simulator needs.
+
+    The PFX password is derived from the client certificate, so simulators
+    with different seeds can share a state directory without rewriting it.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     ca, server_cert, server_key = _ensure_server(state_dir)
     signing_key = _ensure_signing_key(state_dir)
-    pem, pfx, client_cert = _ensure_client_cert(state_dir, pfx_password)
+    pem, pfx, client_cert, pfx_password = _ensure_client_cert(state_dir)
     return TlsMaterial(
         ca_cert=ca,
         server_cert=server_cert,
