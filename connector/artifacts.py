@@ -53,10 +53,7 @@ mapping is passed.
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -131,13 +128,18 @@ _VERDICT_FIELDS = {
 _VOLATILE_FIELDS = frozenset({"globalPrevalence", "globalLastObserved"})
 
 
-@dataclass
 class MappingResult:
     """Artifacts (one dict per distinct file, in first-seen order) and the
     summary counters (keys: :data:`SUMMARY_KEYS`)."""
 
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("artifacts", "summary")
+
+    def __init__(self, artifacts: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+        self.artifacts = artifacts
+        self.summary = summary
+
+    def __repr__(self) -> str:
+        return f"MappingResult({len(self.artifacts)} artifacts, summary={self.summary!r})"
 
 
 class _Plan:
@@ -470,6 +472,9 @@ def _compatible(merged: Mapping[str, Any], norm: Mapping[str, Any], fields: tupl
 
 
 def _digest(record: Mapping[str, Any]) -> str:
+    import hashlib  # only files without any hash need it
+    import json
+
     stable = {k: v for k, v in record.items() if k not in _VOLATILE_FIELDS}
     text = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -469,3 +469,13 @@ def test_help_text_is_generated_from_the_manifest() -> None:
     assert "636688558380765161_2136280442" in text
     assert "action_result.data.*.sha256 (string) [sha256, hash]" in text
     assert "action_result.summary.total_files (numeric)" in text
+
+
+def test_validate_manifest_file_rejects_a_parameter_schema_that_is_not_json_schema(tmp_path: Path) -> None:
+    data = raw_manifest()
+    action_raw(data)["parameters"]["properties"]["alert_id"]["minLength"] = -1
+    with pytest.raises(ManifestError) as info:
+        validate_manifest_file(write(tmp_path, data))
+    assert str(info.value).startswith(
+        "manifest.json is invalid at actions[1].parameters.properties.alert_id.minLength: not a valid JSON Schema"
+    )
