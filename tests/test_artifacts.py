@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.artifacts import RARE_PREVALENCE, SUMMARY_KEYS, build_artifacts, default_mapping
 
@@ -393,3 +395,46 @@ def test_a_custom_mapping_changes_the_cef_keys_without_code_changes() -> None:
 def test_alert_id_with_braces_is_used_literally_in_the_identifier() -> None:
     art = build_artifacts("{identity}x", load("documented_example")).artifacts[0]
     assert art["source_data_identifier"] == f"mde:{{identity}}x:file:{SHA256}"
+
+
+# -- any input, however malformed ---------------------------------------------------------
+
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=80)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+hex_strings = st.sampled_from(["0123456789abcdef", "0123456789ABCDEF"]).flatmap(
+    lambda alphabet: st.sampled_from([32, 40, 64]).flatmap(lambda n: st.text(alphabet, min_size=n, max_size=n))
+)
+file_records = st.fixed_dictionaries(
+    {},
+    optional={
+        "sha1": hex_strings | json_values,
+        "sha256": hex_strings | json_values,
+        "md5": hex_strings | json_values,
+        **{name: json_values for name in ("size", "signer", "issuer", "isValidCertificate", "globalPrevalence",
+                                            "determinationType", "fileProductName", "globalFirstObserved")},
+    },
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(file_records, max_size=12))
+def test_any_records_map_to_clean_artifacts(files: list[dict[str, Any]]) -> None:
+    result = build_artifacts(ALERT, files)
+    summary = result.summary
+    assert summary["total_files"] == len(files)
+    assert summary["distinct_files"] + summary["duplicates_collapsed"] == len(files)
+    sdis = [a["source_data_identifier"] for a in result.artifacts]
+    assert len(set(sdis)) == len(sdis)
+    for art in result.artifacts:
+        for key, value in art["cef"].items():
+            assert value is not None and value != "" and not isinstance(value, (dict, list, float)), (key, value)
+            assert not isinstance(value, str) or len(value) <= 1024
+        assert set(art["cef_types"]) <= set(art["cef"])
+        assert art["severity"] in ("informational", "low", "medium", "high")
+    json.dumps(result.artifacts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector import validation
 from connector.errors import EXIT_INVALID, ConfigError, InputError, PlaybookError
@@ -257,3 +259,21 @@ def test_long_values_are_cut_and_control_characters_escaped() -> None:
 def test_paths_render_as_dotted_names_with_indexes() -> None:
     assert validation.format_path(["actions", 1, "output", 3]) == "actions[1].output[3]"
     assert validation.format_path([]) == ""
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_any_alert_id_either_passes_clean_or_fails_in_one_line(value: str) -> None:
+    spec = load_manifest().action(ACTION)
+    try:
+        clean = spec.validate_params({"alert_id": value})["alert_id"]
+    except InputError as err:
+        text = str(err)
+        assert text.startswith("Parameter 'alert_id' ") and text.endswith(".")
+        assert text.isprintable(), text
+        assert len(text) < 200
+        return
+    assert clean == value.strip()
+    assert 1 <= len(clean) <= 256
+    assert clean not in (".", "..")
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in clean)
