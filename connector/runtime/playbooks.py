@@ -322,9 +322,10 @@ def _schema_problems(data: Any, source: str) -> list[Problem]:
         path = list(p.path)
         step_name: str | None = None
         if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
-            step_name = _step_label(data, path[1])
+            step_name = _step_id(data, path[1])
+            label = f"'{step_name}'" if step_name else f"#{path[1] + 1}"
             field_path = validation.format_path(path[2:])
-            head = f"step {step_name}" + (f" field '{field_path}'" if field_path else "")
+            head = f"step {label}" + (f" field '{field_path}'" if field_path else "")
         elif path:
             head = f"field '{validation.format_path(path)}'"
         else:
@@ -339,14 +340,12 @@ def _schema_problems(data: Any, source: str) -> list[Problem]:
     return problems
 
 
-def _step_label(data: Any, index: int) -> str:
+def _step_id(data: Any, index: int) -> str | None:
     try:
         sid = data["steps"][index]["id"]
     except (KeyError, IndexError, TypeError):
-        sid = None
-    if isinstance(sid, str) and sid:
-        return f"'{sid}'"
-    return f"#{index + 1}"
+        return None
+    return sid if isinstance(sid, str) and sid else None
 
 
 def execution_order(steps: list[tuple[str, tuple[str, ...] | list[str]]]) -> list[str]:
@@ -448,7 +447,7 @@ def _semantic_problems(data: dict[str, Any], source: str, manifest: Any) -> list
         path = " -> ".join(f"'{c}'" for c in cycle + [cycle[0]])
         report(cycle[0], f"step '{cycle[0]}' is in a depends_on cycle ({path}); remove one of these dependencies.")
         broken.update(cycle)
-    order = execution_order([(sid, tuple(graph[sid])) for sid in unique])
+    order = execution_order([(sid, tuple(s.get("depends_on") or ())) for sid, s in unique.items()])
     runnable = set(order)
     for sid in unique:
         if sid not in runnable and sid not in broken:
@@ -590,7 +589,7 @@ def _check_reference(ref: Reference, where: str, sid: str, steps: dict[str, dict
         if not choices:  # unknown action: already reported at that step
             return None
         hint = _did_you_mean(ref.path, choices)
-        sample = ", ".join(choices[:8]) + (", ..." if len(choices) > 8 else "")
+        sample = ", ".join(choices[:8]) + (f" and {len(choices) - 8} more" if len(choices) > 8 else "")
         report(sid, f"step '{sid}' {where} references {text}, a data path {what} does not declare{hint}; "
                     f"declared paths of '{ref.root}': {sample}.")
     return declared
