@@ -163,35 +163,17 @@ def _path_value(item: Any, path: str) -> Any:
 
 
 def render_result(result: Any, spec: Any = None, width: int | None = None) -> str:
-    """An action result for a terminal: message, a table of the data with the
-    manifest's columns, and the summary."""
+    """An action result for a terminal: the message, a table of the rows the
+    manifest's ``render`` section names (columns from the output data paths'
+    ``column_name``/``column_order``), and the summary."""
     out = [result.message]
-    if result.data and spec is not None and spec.table_columns:
-        columns = spec.table_columns
-        by_identity = {}
-        for art in result.artifacts:
-            cef = art.get("cef", {})
-            for key in ("fileHashSha256", "fileHashSha1", "fileHashMd5"):
-                if cef.get(key):
-                    by_identity.setdefault(cef[key], art)
-        rows = []
-        for item in result.data:
-            art = None
-            if isinstance(item, dict):
-                for key in ("sha256", "sha1", "md5"):
-                    value = item.get(key)
-                    if isinstance(value, str) and value.lower() in by_identity:
-                        art = by_identity[value.lower()]
-                        break
-            row = []
-            for path, _name in columns:
-                if path.startswith("action_result.data.*."):
-                    row.append(_path_value(item, path[len("action_result.data.*."):]))
-                elif path.startswith("action_result.artifacts.*."):
-                    row.append(_path_value(art, path[len("action_result.artifacts.*."):]) if art else None)
-                else:
-                    row.append(None)
-            rows.append(row)
+    columns = spec.table_columns if spec is not None else []
+    rows_path = ((spec.render or {}).get("rows") if spec is not None else None) or "action_result.data"
+    source = result.to_dict().get(rows_path.split(".", 1)[1], []) if "." in rows_path else []
+    if columns and source:
+        prefix = rows_path + ".*."
+        rows = [[_path_value(item, path[len(prefix):]) if path.startswith(prefix) else None
+                 for path, _name in columns] for item in source]
         out.append("")
         out.append(render_table([name for _, name in columns], rows, width))
     if result.summary:

@@ -26,8 +26,8 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CANONICAL_BASE = "https://mde-simulator.test"
-CANONICAL_TENANT = "00000000-0000-4000-8000-000000000001"
-SCRUBBED = "scrubbed"
+# Five characters: short enough that no secret-shaped pattern (>= 6) matches it.
+SCRUBBED = "SCRUB"
 SCRUBBED_TOKEN = "scrubbed-access-token"
 
 
@@ -190,12 +190,13 @@ class Recorded:
         if self.sim is not None:
             values = self.sim.connector_config()
         else:
+            tenant, client = _recording_identity()
             values = {
-                "tenant_id": CANONICAL_TENANT,
-                "client_id": "11111111-2222-4333-8444-555555555555",
-                "client_secret": "replayed-secret-not-sent",
+                "tenant_id": tenant,
+                "client_id": client,
+                "client_secret": "replayed-secret-never-sent",
                 "api_base_url": CANONICAL_BASE,
-                "authority_url": f"{CANONICAL_BASE}/{CANONICAL_TENANT}",
+                "authority_url": f"{CANONICAL_BASE}/{tenant}",
             }
         values.update(overrides)
         return make_config(values, self.state_dir)
@@ -206,15 +207,24 @@ class Recorded:
             self.sim.script(*responses)
 
 
+def _recording_identity() -> tuple[str, str]:
+    """Tenant and client id the default-seed simulator had when recording."""
+    from connector.simulator.server import _derived_uuid
+
+    return _derived_uuid(7, "tenant"), _derived_uuid(7, "client")
+
+
 @pytest.fixture
-def recorded(record_mode: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
+def recorded(request: pytest.FixtureRequest, record_mode: str, tmp_path: Path) -> Iterator[Recorded]:
+    """The endpoint of a ``@pytest.mark.vcr`` test. ``@pytest.mark.sim(**options)``
+    sets SimulatorOptions used while recording."""
     if record_mode == "none":
         yield Recorded(None, tmp_path / "state")
         return
     from connector.simulator import Simulator, SimulatorOptions
 
-    sim = Simulator(tmp_path / "sim", SimulatorOptions(tenant_id=CANONICAL_TENANT, files_page_size=None)
-                    if "tenant_id" in SimulatorOptions.__dataclass_fields__ else SimulatorOptions()).start()
+    marker = request.node.get_closest_marker("sim")
+    sim = Simulator(tmp_path / "sim", SimulatorOptions(**(marker.kwargs if marker else {}))).start()
     _live_bases.append(sim.base_url)
     try:
         yield Recorded(sim, tmp_path / "state")
@@ -222,3 +232,7 @@ def recorded(record_mode: str, tmp_path: Path, tmp_path_factory: pytest.TempPath
         _live_bases.remove(sim.base_url)
         sim.stop()
         shutil.rmtree(tmp_path / "sim", ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sim(**options): SimulatorOptions for a recorded test while recording")

@@ -20,8 +20,8 @@ FORBIDDEN = [
     (re.compile(r"(?im)^\s*-?\s*authorization\s*:"), "an Authorization header"),
     (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/-]{8,}"), "a bearer token"),
     (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "a JWT (access token or client assertion)"),
-    (re.compile(r"client_secret=(?!scrubbed(?:&|$|'|\"))[^&\s'\"]+"), "a client secret"),
-    (re.compile(r"client_assertion=(?!scrubbed(?:&|$|'|\"))[^&\s'\"]+"), "a client assertion"),
+    (re.compile(r"client_secret=(?!SCRUB(?:&|$|'|\"))[^&\s'\"]+"), "a client secret"),
+    (re.compile(r"client_assertion=(?!SCRUB(?:&|$|'|\"))[^&\s'\"]+"), "a client assertion"),
     (re.compile(r'"access_token"\s*:\s*"(?!scrubbed-access-token")'), "an access token"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
 ]
@@ -49,6 +49,6 @@ def test_detector_catches_secrets(tmp_path: Path) -> None:
     )
     hits = {what for pattern, what in FORBIDDEN if pattern.search(leaked)}
     assert {"an Authorization header", "a bearer token", "a client secret", "an access token"} <= hits
-    clean = "    body: grant_type=client_credentials&client_secret=scrubbed&scope=x\n" \
+    clean = "    body: grant_type=client_credentials&client_secret=SCRUB&scope=x\n" \
             '      string: \'{"access_token": "scrubbed-access-token", "expires_in": 3599}\'\n'
     assert not [what for pattern, what in FORBIDDEN if pattern.search(clean)]
