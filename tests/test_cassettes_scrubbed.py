@@ -43,7 +43,8 @@ def test_detector_catches_secrets(tmp_path: Path) -> None:
     # The detector itself must be able to fail: feed it what an unscrubbed
     # recording would contain.
     leaked = (
-        "    headers:\n      Authorization:\n      - Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.sig\n"
+        "    headers:\n      Authorization:\n"
+        "      - Bearer eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.sig\n"
         "    body: grant_type=client_credentials&client_secret=Q~8Xy.realSecretValue&scope=x\n"
         '      string: \'{"access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwcyJ9.sig"}\'\n'
     )

@@ -31,7 +31,7 @@ def budget(tmp_path: Path, t: FakeTime, per_minute: int = 100, per_hour: int = 1
 def test_the_documented_minute_limit_allows_100_calls_then_waits_for_the_oldest(tmp_path: Path) -> None:
     t = FakeTime()
     b = budget(tmp_path, t)
-    for i in range(100):
+    for _ in range(100):
         assert b.try_acquire() == 0.0
         t.now += 0.1  # 100 calls over 10 s
     wait = b.try_acquire()
@@ -71,7 +71,7 @@ def test_time_scale_shrinks_the_windows(tmp_path: Path) -> None:
     assert 0.9 < b.try_acquire() <= 1.0  # a "minute" is one second
 
 
-def _take(path: str, n: int, out: "multiprocessing.Queue[int]") -> None:
+def _take(path: str, n: int, out: multiprocessing.Queue[int]) -> None:
     b = RateBudget(Path(path), [(1000, 3600)])
     taken = 0
     for _ in range(n):
@@ -85,7 +85,7 @@ def test_processes_share_one_budget(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.sqlite")
     RateBudget(Path(path), [(1000, 3600)]).try_acquire()  # one slot used up front
     ctx = multiprocessing.get_context("fork")
-    q: "multiprocessing.Queue[int]" = ctx.Queue()
+    q: multiprocessing.Queue[int] = ctx.Queue()
     procs = [ctx.Process(target=_take, args=(path, 400, q)) for _ in range(4)]
     for p in procs:
         p.start()

@@ -105,7 +105,7 @@ def test_sparse_files_leave_nulls_out(recorded) -> None:
 
     result, _ = files_action(recorded, SPARSE_ALERT_ID)
     assert result.ok
-    for art, file in zip(result.artifacts, result.data):
+    for art, file in zip(result.artifacts, result.data, strict=True):
         assert None not in art["cef"].values()
         assert "None" not in [str(v) for v in art["cef"].values()]
         if file.get("md5") is None:
