@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_helpers import Api, acquire
+from tests.simulator.sim_helpers import Api, acquire
 
 from connector.simulator import Simulator, SimulatorOptions
 

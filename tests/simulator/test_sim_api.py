@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import jwt
 import pytest
-from sim_helpers import Api, PinnedSession, acquire, documented_response
+from tests.simulator.sim_helpers import Api, PinnedSession, acquire, documented_response
 
 from connector.simulator import (
     DA_ALERT_ID,

@@ -11,7 +11,7 @@ import jwt
 import msal
 import pytest
 from cryptography.hazmat.primitives import serialization
-from sim_helpers import PinnedSession, acquire, msal_app
+from tests.simulator.sim_helpers import PinnedSession, acquire, msal_app
 
 from connector.simulator import (
     LEGACY_TOKEN_SCOPE,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sim_helpers import Api, PinnedSession, acquire
+from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 from connector.simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
 from connector.simulator import cli as sim_cli

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sim_helpers import Api
+from tests.simulator.sim_helpers import Api
 
 from connector.simulator.odata import ODataError, compile_filter, format_ticks, parse_ticks
 
