@@ -306,6 +306,10 @@ def _folder(template: str, rng: random.Random) -> str:
 def make_file(rng: random.Random, kind: str, now_ticks: int) -> FileRecord:
     """One file of the given kind: ``signed``, ``unicode``, ``unsigned``,
     ``invalid``, ``pua``, ``malware`` or ``sparse``."""
+    publisher: str | None
+    product: str | None
+    signer: str | None
+    issuer: str | None
     if kind in ("signed", "unicode"):
         publisher, product, signer, issuer, names, folder = rng.choice(
             _SIGNED if kind == "signed" else _UNICODE
@@ -335,7 +339,8 @@ def make_file(rng: random.Random, kind: str, now_ticks: int) -> FileRecord:
         )
         return FileRecord(entity, name, _folder(folder, rng))
     if kind == "pua":
-        value, publisher, name = rng.choice(_PUA)
+        value, pua_publisher, name = rng.choice(_PUA)
+        publisher = pua_publisher
         entity = _base_file(
             rng, now_ticks, publisher=publisher, product=None, signer=publisher,
             issuer="Sectigo Public Code Signing CA R36" if publisher else None,
@@ -347,7 +352,9 @@ def make_file(rng: random.Random, kind: str, now_ticks: int) -> FileRecord:
         value, _family, _ = rng.choice(_MALWARE)
         name, folder = rng.choice(_UNSIGNED_NAMES)
         signed = rng.random() < 0.25
-        signer, issuer = rng.choice(_INVALID_SIGNERS) if signed else (None, None)
+        signer = issuer = None
+        if signed:
+            signer, issuer = rng.choice(_INVALID_SIGNERS)
         entity = _base_file(
             rng, now_ticks, publisher=signer, product=None, signer=signer, issuer=issuer,
             valid=False if signed else None, rare=True,

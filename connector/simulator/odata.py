@@ -113,7 +113,7 @@ _TOKEN = re.compile(
 _COMPARISONS = {"eq", "ne", "gt", "ge", "lt", "le"}
 
 Predicate = Callable[[Mapping[str, Any]], bool]
-TickLookup = Callable[[Mapping[str, Any], str], "int | None"]
+TickLookup = Callable[[Any, str], "int | None"]
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -324,10 +324,10 @@ def parse_orderby(text: str) -> list[tuple[str, bool]]:
 
 
 def sort_alerts(
-    alerts: list[Mapping[str, Any]],
+    alerts: list[dict[str, Any]],
     order: list[tuple[str, bool]],
     ticks: TickLookup | None = None,
-) -> list[Mapping[str, Any]]:
+) -> list[dict[str, Any]]:
     """Stable multi-key sort; nulls sort first ascending (last descending).
 
     Ties keep the input order, so paging with ``$skip`` over an unchanged data
@@ -338,13 +338,14 @@ def sort_alerts(
     for field, descending in reversed(order):
         if field in DATETIME_FIELDS:
 
-            def key(alert: Mapping[str, Any], field: str = field) -> tuple[int, Any]:
+            def time_key(alert: Mapping[str, Any], field: str = field) -> tuple[int, int]:
                 value = lookup(alert, field)
                 return (0, 0) if value is None else (1, value)
 
+            result.sort(key=time_key, reverse=descending)
         else:
 
-            def key(alert: Mapping[str, Any], field: str = field) -> tuple[int, int, Any]:
+            def value_key(alert: Mapping[str, Any], field: str = field) -> tuple[int, int, Any]:
                 value = alert.get(field)
                 if value is None:
                     return (0, 0, 0)
@@ -352,5 +353,5 @@ def sort_alerts(
                     return (1, 0, value)
                 return (1, 1, str(value).lower())
 
-        result.sort(key=key, reverse=descending)
+            result.sort(key=value_key, reverse=descending)
     return result

@@ -674,7 +674,7 @@ class _Server(ThreadingHTTPServer):
         try:
             # A client that goes away mid-request is not worth reporting.
             with contextlib.suppress(Exception):
-                self.RequestHandlerClass(tls, client_address, self)
+                self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         finally:
             try:
                 tls.close()
@@ -776,8 +776,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         scripted = sim._take_script(target)
         if scripted is not None:
-            status, fault = self._serve_scripted(scripted, is_api, raw_path, query, body)
-            record(status, None, fault)
+            status, action = self._serve_scripted(scripted, is_api, raw_path, query, body)
+            record(status, None, action)
             return
 
         faults, fault, detail = sim._roll_faults(is_api)

@@ -126,7 +126,7 @@ def _make_server(
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
-    san = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SAN_IPS]
+    san: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SAN_IPS]
     san += [x509.DNSName(name) for name in _SAN_DNS]
     cert = (
         x509.CertificateBuilder()
