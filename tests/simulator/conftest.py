@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.simulator.sim_helpers import Api, acquire
 
 from connector.simulator import Simulator, SimulatorOptions
+from tests.simulator.sim_helpers import Api, acquire
 
 
 @pytest.fixture(scope="session")

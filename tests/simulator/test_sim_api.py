@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 import jwt
 import pytest
-from tests.simulator.sim_helpers import Api, PinnedSession, acquire, documented_response
 
 from connector.simulator import (
     DA_ALERT_ID,
@@ -28,6 +27,7 @@ from connector.simulator import (
     Simulator,
     SimulatorOptions,
 )
+from tests.simulator.sim_helpers import Api, PinnedSession, acquire, documented_response
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HEX = re.compile(r"^[0-9a-f]+$")
@@ -241,3 +241,39 @@ def test_request_log_holds_no_credentials(api: Api, token: str) -> None:
     record = api.sim.requests[-1]
     assert record.method == "GET" and record.status == 200 and record.authorization_present
     assert record.client_id == api.sim.client_id and record.duration >= 0
+
+
+def test_files_paging_follows_next_links(make_sim) -> None:
+    paged = make_sim(files_page_size=3)
+    client = Api(paged, acquire(paged, paged.client_secret)["access_token"])
+    everything = paged.files_of(DA_ALERT_ID)
+    first = client.get(files_url(DA_ALERT_ID)).json()
+    assert len(first["value"]) == 3 and "$skip=3" in first["@odata.nextLink"]
+    collected, body = list(first["value"]), first
+    while "@odata.nextLink" in body:
+        body = client.get(body["@odata.nextLink"]).json()
+        collected += body["value"]
+    assert collected == everything
+    limited = client.get(files_url(DA_ALERT_ID), params={"$top": "4"}).json()
+    rest = client.get(limited["@odata.nextLink"]).json()
+    assert limited["value"] + rest["value"] == everything[:4] and "@odata.nextLink" not in rest
+
+
+def test_links_use_the_host_the_client_used(api: Api) -> None:
+    base = api.sim.base_url.replace("127.0.0.1", "localhost")
+    body = api.get(f"{base}/api/alerts", params={"$top": "2"}).json()
+    assert body["@odata.context"].startswith(f"{base}/api/")
+    assert body["@odata.nextLink"].startswith(f"{base}/api/alerts?")
+
+
+def test_concurrent_clients(sim: Simulator, token: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(n: int) -> list[int]:
+        client = Api(sim, token)
+        alert_id = (EXAMPLE_ALERT_ID, DA_ALERT_ID, NEGATIVE_ALERT_ID)[n % 3]
+        return [client.get(files_url(alert_id)).status_code for _ in range(15)]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [s for result in pool.map(worker, range(8)) for s in result]
+    assert statuses == [200] * 120

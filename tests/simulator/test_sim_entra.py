@@ -11,7 +11,6 @@ import jwt
 import msal
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tests.simulator.sim_helpers import PinnedSession, acquire, msal_app
 
 from connector.simulator import (
     LEGACY_TOKEN_SCOPE,
@@ -19,6 +18,7 @@ from connector.simulator import (
     make_client_certificate,
     pem_bundle,
 )
+from tests.simulator.sim_helpers import PinnedSession, acquire, msal_app
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import msal
 import pytest
 import requests
-from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 from connector.simulator import EXAMPLE_ALERT_ID, Faults, ScriptedResponse, Simulator
 from connector.simulator.ratelimit import RateLimiter, format_retry_after
+from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 FILES = f"/api/alerts/{EXAMPLE_ALERT_ID}/files"
 

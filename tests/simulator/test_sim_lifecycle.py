@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 from connector.simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
 from connector.simulator import cli as sim_cli
 from connector.simulator.odata import now_ticks, parse_ticks
+from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 REPO = Path(__file__).resolve().parents[2]
 

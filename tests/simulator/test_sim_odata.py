@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from tests.simulator.sim_helpers import Api
 
 from connector.simulator.odata import ODataError, compile_filter, format_ticks, parse_ticks
+from tests.simulator.sim_helpers import Api
 
 
 def all_pages(api: Api, params: dict[str, str]) -> list[dict]:
