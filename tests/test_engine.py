@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_context
 
 from connector.errors import EXIT_FAILED, EXIT_OK, ConfigError, InputError
 from connector.runtime.engine import (
@@ -29,6 +28,7 @@ from connector.simulator import (
     EXAMPLE_FILE,
     MALWARE_ALERT_ID,
 )
+from tests.conftest import make_context
 
 CASES = Path(__file__).parent / "fixtures" / "playbooks"
 TRIAGE_STEPS = ["files", "decide", "severity_high", "severity_medium", "note_findings", "tag_suspicious",

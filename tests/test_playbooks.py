@@ -287,3 +287,29 @@ def test_cli_playbook_without_subcommand_is_one_sentence(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert err.startswith("mde-connector: mde-connector playbook: choose a subcommand.")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_playbook_schema_is_valid_draft_2020_12() -> None:
+    from jsonschema import Draft202012Validator
+
+    from connector.runtime.playbooks import playbook_schema
+
+    Draft202012Validator.check_schema(playbook_schema())
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ({"any": [{"eq": [1]}]}, "field 'when.any[0].eq' must be a list of two operands"),
+        ({}, "field 'when' must hold exactly one operator"),
+        ({"gt": [1, 2], "lt": [1, 2]}, "field 'when' must hold exactly one operator; combine several"),
+        ({"exists": "files.summary.pua"}, "field 'when.exists' must be one {{...}} reference"),
+        ("yes", "field 'when' must be true, false, one {{...}} reference or an object with one operator"),
+    ],
+)
+def test_malformed_conditions_are_explained(when: Any, expected: str) -> None:
+    data = _triage()
+    data["steps"][2]["when"] = when
+    lines = [str(p) for p in validate_playbook(data, source="t.json")]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"t.json: step 'severity_high' {expected}"), lines
