@@ -406,3 +406,21 @@ def test_shipped_playbook_documents_are_not_mutated_by_runs(context: Any) -> Non
     before = copy.deepcopy(playbook.raw)
     run_playbook(playbook, alert_id=EXAMPLE_ALERT_ID, context=context)
     assert playbook.raw == before
+
+
+def test_runs_show_a_run_the_poller_queued_but_never_started(context: Any, sim_config: Any,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import main
+
+    run_id = "triage_new_alert:da638402718394857125_-1566320855"
+    with context.store.transaction() as conn:
+        context.store.save_playbook_run(conn, run_id, playbook="triage_new_alert", container=MALWARE_ALERT_ID,
+                                        trigger="new_alert", status="pending", record={"alert": {"id": "x"}},
+                                        started_at="2026-01-01T00:00:00.000Z", finished_at=None)
+    state = str(sim_config.state_dir)
+    assert main(["runs", "show", run_id, "--state-dir", state, "--output", "json"]) == EXIT_OK
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "pending" and shown["steps"] == []
+    assert shown["message"] == f"Playbook run {run_id} is pending; no step has run yet."
+    assert main(["runs", "list", "--state-dir", state]) == EXIT_OK
+    assert f"{run_id}  pending  new_alert  2026-01-01 00:00:00  {MALWARE_ALERT_ID}" in capsys.readouterr().out

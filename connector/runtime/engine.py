@@ -279,7 +279,7 @@ class _Run:
         with self.store.transaction() as conn:
             self.store.upsert_container(
                 conn, self.alert_id,
-                name=alert.get("title") if isinstance(alert.get("title"), str) else None,
+                name=alert["title"][:200] if isinstance(alert.get("title"), str) and alert["title"] else None,
                 severity=severity if severity in SEVERITIES else None,
                 source="new_alert" if self.trigger["type"] == "new_alert" else "manual",
                 data=alert or None,

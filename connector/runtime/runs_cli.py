@@ -72,8 +72,12 @@ def _list(args: argparse.Namespace) -> int:
         return EXIT_OK
     from connector.cli import render_table
 
-    rows = [(r["id"], r["playbook"], r["container"], r["trigger"], r["status"], r["started_at"]) for r in runs]
-    print(render_table(["RUN", "PLAYBOOK", "ALERT", "TRIGGER", "STATUS", "STARTED"], rows))
+    headers = ["RUN", "STATUS", "TRIGGER", "STARTED", "ALERT"]
+    rows = [(r["id"], r["status"], r["trigger"], str(r["started_at"])[:19].replace("T", " "), r["container"])
+            for r in runs]
+    # Never shorten: the run id is what 'runs show' needs, copied from here.
+    natural = sum(max([len(h)] + [len(str(row[i])) for row in rows]) for i, h in enumerate(headers))
+    print(render_table(headers, rows, width=natural + 2 * (len(headers) - 1)))
     print(f"\n{len(runs)} run(s).")
     return EXIT_OK
 
@@ -84,6 +88,11 @@ def _show(args: argparse.Namespace) -> int:
         raise InputError(f"There is no playbook run with id {args.run_id!r}.",
                          hint="'mde-connector runs list' shows the run ids.")
     record = found["record"]
+    if not isinstance(record, dict) or "steps" not in record:
+        # Queued by the poller (pending) but not started: only the row is known.
+        record = {key: found[key] for key in ("id", "playbook", "container", "trigger", "status", "started_at",
+                                              "finished_at")}
+        record.update(message=f"Playbook run {found['id']} is {found['status']}; no step has run yet.", steps=[])
     if args.output == "json":
         print(json.dumps(record, ensure_ascii=False, indent=2))
     else:
