@@ -502,6 +502,12 @@ class Simulator:
             raise KeyError(alert_id)
         return files
 
+    def warm(self, *alert_ids: str) -> None:
+        """Generate and serialise alerts' files now rather than on first request
+        (default: the 5,000- and 10,000-file alerts), e.g. before a benchmark."""
+        for alert_id in alert_ids or (data.LARGE_ALERT_5K, data.LARGE_ALERT_10K):
+            self._store.files_joined(alert_id)
+
     @property
     def alerts(self) -> list[dict[str, Any]]:
         """Copies of every alert (evidence included), in insertion order."""

@@ -165,6 +165,7 @@ def test_app_without_alert_role_gets_403_on_alerts(sim: Simulator) -> None:
 
 
 def test_large_alerts_return_all_their_files(api: Api) -> None:
+    api.sim.warm()
     for alert_id, count in ((LARGE_ALERT_10K, 10_000), (LARGE_ALERT_5K, 5_000)):
         files = api.get(files_url(alert_id)).json()["value"]
         assert len(files) == count
