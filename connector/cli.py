@@ -120,15 +120,17 @@ def _width() -> int:
         return int(os.environ.get("COLUMNS", "80") or 80)
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
-    """A plain-text table that fits ``width`` columns: the widest columns are
-    shortened with an ellipsis until it fits."""
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
+                 fixed: Sequence[int] = ()) -> str:
+    """A plain-text table that fits ``width`` columns: the widest columns not
+    listed in ``fixed`` (indexes) are shortened with an ellipsis until it fits."""
     width = width or _width()
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     gap = 2
+    shrinkable = [i for i in range(len(widths)) if i not in fixed] or list(range(len(widths)))
     while sum(widths) + gap * (len(widths) - 1) > width:
-        i = max(range(len(widths)), key=lambda k: widths[k])
+        i = max(shrinkable, key=lambda k: widths[k])
         if widths[i] <= max(6, len(headers[i])):
             break
         widths[i] -= 1
@@ -141,6 +143,35 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
     for row in cells:
         lines.append("  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
     return "\n".join(lines)
+
+
+def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+    """Rows too wide for a table, one card each: the first column in full on
+    its own line (a hash stays whole, ready to copy), the others as
+    ``Name: value`` pairs wrapped to ``width``."""
+    width = width or _width()
+    out = []
+    for row in rows:
+        out.append(_cell(row[0]))
+        line = " "
+        for name, value in zip(headers[1:], row[1:], strict=False):
+            part = f"{name}: {_cell(value)}"
+            if len(line) > 1 and len(line) + 3 + len(part) > width:
+                out.append(line)
+                line = " "
+            line = f"{line} {part}" if len(line) <= 1 else f"{line} · {part}"
+        if len(line) > 1:
+            out.append(line)
+    return "\n".join(out)
+
+
+def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+    """A table when it fits ``width`` without cutting values, cards otherwise."""
+    width = width or _width()
+    natural = sum(max([len(h)] + [len(_cell(r[i])) for r in rows]) for i, h in enumerate(headers))
+    if natural + 2 * (len(headers) - 1) <= width:
+        return render_table(headers, rows, width)
+    return render_cards(headers, rows, width)
 
 
 def _cell(value: Any) -> str:
@@ -175,10 +206,13 @@ def render_result(result: Any, spec: Any = None, width: int | None = None) -> st
         rows = [[_path_value(item, path[len(prefix):]) if path.startswith(prefix) else None
                  for path, _name in columns] for item in source]
         out.append("")
-        out.append(render_table([name for _, name in columns], rows, width))
+        out.append(render_rows([name for _, name in columns], rows, width))
     if result.summary:
         out.append("")
-        out.append("Summary: " + ", ".join(f"{k}={_cell(v)}" for k, v in result.summary.items()))
+        import textwrap
+
+        text = "Summary: " + ", ".join(f"{k}={_cell(v)}" for k, v in result.summary.items())
+        out.extend(textwrap.wrap(text, width or _width(), subsequent_indent="  "))
     return "\n".join(out)
 
 
@@ -277,10 +311,10 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return EXIT_OK
-    rows = [(a.get("container"), a.get("severity"), a.get("cef", {}).get("fileHashSha256")
-             or a.get("cef", {}).get("fileHashSha1"), a.get("cef", {}).get("signer"), a.get("verdict"))
-            for a in items]
-    print(render_table(["ALERT", "SEVERITY", "HASH", "SIGNER", "VERDICT"], rows))
+    rows = [(a.get("cef", {}).get("fileHashSha256") or a.get("cef", {}).get("fileHashSha1")
+             or a.get("cef", {}).get("fileHashMd5"), a.get("container"), a.get("severity"),
+             a.get("cef", {}).get("signer"), a.get("verdict")) for a in items]
+    print(render_rows(["HASH", "ALERT", "SEVERITY", "SIGNER", "VERDICT"], rows))
     print(f"\n{len(items)} artifact(s).")
     return EXIT_OK
 
@@ -294,7 +328,7 @@ def cmd_containers(args: argparse.Namespace) -> int:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return EXIT_OK
     rows = [(c["alert_id"], c["severity"], c["status"], c["artifact_count"], c["name"]) for c in items]
-    print(render_table(["ALERT", "SEVERITY", "STATUS", "FILES", "NAME"], rows))
+    print(render_table(["ALERT", "SEVERITY", "STATUS", "FILES", "NAME"], rows, fixed=(0,)))
     return EXIT_OK
 
 

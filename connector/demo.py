@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append((alert_id, c.get("severity"), c.get("artifact_count"), ", ".join(c.get("tags") or []),
                          c.get("name")))
         rows.sort(key=lambda r: (-rank.get(str(r[1]), 0), -(r[2] or 0)))
-        _say(render_table(["ALERT", "SEVERITY", "FILES", "TAGS", "TITLE"], rows[:12]))
+        _say(render_table(["ALERT", "SEVERITY", "FILES", "TAGS", "TITLE"], rows[:12], fixed=(0, 1, 2)))
         if len(rows) > 12:
             _say(f"… and {len(rows) - 12} more (mde-connector containers list)")
 
