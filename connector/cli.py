@@ -197,7 +197,10 @@ def render_result(result: Any, spec: Any = None, width: int | None = None) -> st
     """An action result for a terminal: the message, a table of the rows the
     manifest's ``render`` section names (columns from the output data paths'
     ``column_name``/``column_order``), and the summary."""
-    out = [result.message]
+    import textwrap
+
+    width = width or _width()
+    out = textwrap.wrap(result.message, width) or [""]
     columns = spec.table_columns if spec is not None else []
     rows_path = ((spec.render or {}).get("rows") if spec is not None else None) or "action_result.data"
     source = result.to_dict().get(rows_path.split(".", 1)[1], []) if "." in rows_path else []
@@ -209,10 +212,8 @@ def render_result(result: Any, spec: Any = None, width: int | None = None) -> st
         out.append(render_rows([name for _, name in columns], rows, width))
     if result.summary:
         out.append("")
-        import textwrap
-
         text = "Summary: " + ", ".join(f"{k}={_cell(v)}" for k, v in result.summary.items())
-        out.extend(textwrap.wrap(text, width or _width(), subsequent_indent="  "))
+        out.extend(textwrap.wrap(text, width, subsequent_indent="  "))
     return "\n".join(out)
 
 
