@@ -92,13 +92,13 @@ def resolve(value: Any, lookup: Lookup) -> Any:
         refs = list(find_references(value))
         if not refs:
             return value
-        if len(refs) == 1 and refs[0][1] is not None and refs[0][1].whole:
-            ref = refs[0][1]
-            return lookup(ref.root, ref.path)
+        only = refs[0][1]
+        if len(refs) == 1 and only is not None and only.whole:
+            return lookup(only.root, only.path)
         text = value
-        for raw, ref in refs:
-            if ref is not None:
-                text = text.replace(raw, render_text(lookup(ref.root, ref.path)), 1)
+        for raw, found in refs:
+            if found is not None:
+                text = text.replace(raw, render_text(lookup(found.root, found.path)), 1)
         return text
     if isinstance(value, dict):
         return {k: resolve(v, lookup) for k, v in value.items()}
@@ -265,7 +265,7 @@ class _Run:
         self.context = context
         self.store = context.store
         self.run_id = run_id
-        self.trigger = {"type": trigger, "alert": trigger_alert or {}}
+        self.trigger: dict[str, Any] = {"type": trigger, "alert": trigger_alert or {}}
         self.outputs: dict[str, dict[str, Any]] = {}
         self._container_ready = False
 

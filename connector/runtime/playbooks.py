@@ -312,7 +312,7 @@ def _schema_problems(data: Any, source: str) -> list[Problem]:
     validator = validation.compile_validator(playbook_schema(), key="playbook", check_schema=False)
     if validator.is_valid(data):
         return []
-    from jsonschema.exceptions import best_match
+    from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 
     problems: list[Problem] = []
     seen: set[str] = set()
