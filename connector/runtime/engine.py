@@ -161,7 +161,7 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if _is_number(value):
-        return value != 0
+        return bool(value != 0)
     if isinstance(value, (str, list, dict)):
         return len(value) > 0
     return False
@@ -449,7 +449,11 @@ def _run_step(run: _Run, step: Step, statuses: dict[str, str],
     try:
         if step.when is not None and not evaluate(step.when, run.lookup):
             return "skipped", "Skipped: its condition is false.", None
-        ok, message, error = getattr(run, step.type)(step)
+        handlers = {"action": run.action, "decision": run.decision, "set_severity": run.set_severity,
+                    "add_note": run.add_note, "add_tag": run.add_tag}
+        if step.type not in handlers:
+            raise InputError(f"Step type '{step.type}' is unknown; use one of {', '.join(handlers)}.")
+        ok, message, error = handlers[step.type](step)
     except ConnectorError as err:
         return "failed", err.sentence(), err.to_dict()
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the run "running"
