@@ -333,7 +333,7 @@ class DefenderClient:
         status = response.status_code
         code, message, target = _error_fields(response)
         detail = f" ({code}: {message.rstrip('.')})" if code and message else (f" ({code})" if code else "")
-        common = {"code": code, "correlation_id": target, "status": status}
+        common: dict[str, Any] = {"code": code, "correlation_id": target, "status": status}
         if status == 404:
             return NotFoundError(f"{resource} was not found in Defender for Endpoint.",
                                  hint="Check the id; only alerts within the tenant's retention period can be queried.",

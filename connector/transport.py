@@ -86,7 +86,7 @@ class PinnedSession(requests.Session):
             kwargs["timeout"] = self._default_timeout
         started = time.perf_counter()
         try:
-            response = super().request(method, url, *args, **kwargs)
+            response = super().request(_s(method), url, *args, **kwargs)
         except requests.RequestException as exc:
             log.debug("%s %s -> %s after %.0f ms", _s(method), _url(url), exc.__class__.__name__,
                       (time.perf_counter() - started) * 1000)
