@@ -2,10 +2,13 @@
 
 Defender has no change feed, so the poller keeps its own watermark:
 
-- it asks for ``$filter=<field> ge <watermark>`` ordered ascending by the same
-  field, and pages through ``@odata.nextLink``;
-- alerts that share the watermark's exact timestamp are told apart by the ids
-  already seen at that timestamp (kept with the watermark);
+- it asks for ``$filter=<field> ge <watermark - overlap>`` ordered ascending
+  by the same field, and pages through ``@odata.nextLink``. The overlap
+  (default 10 minutes) catches alerts that Defender makes visible only after
+  later ones, i.e. with a creation time already behind the watermark;
+- every alert taken in is remembered (id and timestamp) for the overlap
+  window, so alerts re-fetched by the overlap or sharing the watermark's exact
+  timestamp are skipped, never repeated, and never confused with each other;
 - for each new alert, ONE transaction writes its container, the pending
   playbook runs it triggers, and the advanced checkpoint. A crash (even
   ``kill -9``) before the commit leaves the alert to be fetched again; after it,
@@ -34,6 +37,7 @@ from connector.errors import ConfigError, ConnectorError
 log = logging.getLogger("connector.poller")
 
 FIELDS = ("alertCreationTime", "lastUpdateTime")
+SEEN_RETENTION = timedelta(days=2)
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,7})\d*)?(Z|[+-]00:?00)?$")
 _SEVERITY = {"high": "high", "medium": "medium", "low": "low", "informational": "informational",
              "unspecified": "informational"}
@@ -79,6 +83,16 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return value
 
 
+def _stored(checkpoint: dict[str, Any]) -> dict[str, str]:
+    return {"watermark": checkpoint["watermark"], "floor": checkpoint["floor"]}
+
+
+def shift(stamp: str, delta: timedelta) -> str:
+    """A canonical timestamp moved by ``delta``, its 7-digit fraction kept."""
+    base = datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc) + delta
+    return f"{base.strftime('%Y-%m-%dT%H:%M:%S')}.{stamp[20:27] or '0000000'}Z"
+
+
 @dataclass
 class PollReport:
     """What one poll did."""
@@ -117,6 +131,7 @@ class Poller:
         playbooks: list[Any],
         time_field: str = "alertCreationTime",
         lookback: timedelta = timedelta(hours=24),
+        overlap: timedelta = timedelta(minutes=10),
         page_size: int = 1000,
         workers: int = 2,
         on_alert: Callable[[dict[str, Any], PollStats], None] | None = None,
@@ -130,6 +145,7 @@ class Poller:
         self.playbooks = playbooks
         self.time_field = time_field
         self.lookback = lookback
+        self.overlap = overlap
         self.page_size = max(1, min(10_000, page_size))
         self.workers = max(1, workers)
         self.on_alert = on_alert
@@ -142,26 +158,30 @@ class Poller:
     def load_checkpoint(self, since: str | None = None) -> dict[str, Any]:
         """The stored checkpoint, or a fresh one starting ``since`` or the
         look-back before now. ``since`` (a backfill) replaces the watermark."""
+        # ``floor`` is where this watch began (a first run's look-back or a
+        # backfill's --since): the overlap never reaches behind it.
         if since:
-            return {"field": self.time_field, "watermark": since, "seen": []}
+            return {"field": self.time_field, "watermark": since, "floor": since}
         stored = self.store.checkpoint(self.checkpoint_name)
         if isinstance(stored, dict) and canonical_time(stored.get("watermark")):
-            return {"field": self.time_field, "watermark": stored["watermark"], "seen": list(stored.get("seen", []))}
-        start = (self.now() - self.lookback).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return {"field": self.time_field, "watermark": canonical_time(start), "seen": []}
+            mark = stored["watermark"]
+            return {"field": self.time_field, "watermark": mark, "floor": canonical_time(stored.get("floor")) or mark}
+        start = canonical_time((self.now() - self.lookback).strftime("%Y-%m-%dT%H:%M:%S.%fZ")) or ""
+        return {"field": self.time_field, "watermark": start, "floor": start}
 
     # -- polling -----------------------------------------------------------
 
     def poll_once(self, since: str | None = None) -> PollReport:
-        """Fetch every alert at or after the watermark, process the new ones,
-        then run (or resume) the pending playbook runs. Returns a report."""
+        """Fetch every alert at or after the watermark (less the overlap),
+        process the ones not seen before, then run (or resume) the pending
+        playbook runs. Returns a report."""
         report = PollReport()
         checkpoint = self.load_checkpoint(since)
-        start_mark = checkpoint["watermark"]
-        seen = set(checkpoint["seen"])
-        stats = PollStats(start=start_mark, now=canonical_time(self.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")) or "")
+        query_from = max(checkpoint["floor"], shift(checkpoint["watermark"], -self.overlap))
+        now_mark = canonical_time(self.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")) or ""
+        stats = PollStats(start=checkpoint["watermark"], now=now_mark)
         params = {
-            "$filter": f"{self.time_field} ge {start_mark}",
+            "$filter": f"{self.time_field} ge {query_from}",
             "$orderby": f"{self.time_field} asc",
             "$top": str(self.page_size),
         }
@@ -177,13 +197,13 @@ class Poller:
                         if not isinstance(alert_id, str) or not alert_id or stamp is None:
                             report.errors.append(f"skipped an alert without a usable id or {self.time_field}")
                             continue
-                        if stamp < checkpoint["watermark"] or (stamp == checkpoint["watermark"] and alert_id in seen):
+                        runs = self._commit_alert(alert, alert_id, stamp, checkpoint)
+                        if runs is None:
                             report.skipped_seen += 1
                             continue
-                        runs = self._commit_alert(alert, alert_id, stamp, checkpoint, seen)
                         report.processed.append(alert_id)
                         stats.processed += 1
-                        stats.mark = stamp
+                        stats.mark = max(stats.mark, stamp)
                         if self.on_alert:
                             self.on_alert(alert, stats)
                         futures.extend(pool.submit(self._run_pending, run) for run in runs)
@@ -195,25 +215,40 @@ class Poller:
                 record = future.result()
                 if record is not None:
                     report.playbook_runs.append(record)
-        report.checkpoint = {"field": self.time_field, "watermark": checkpoint["watermark"],
-                             "seen": sorted(seen)}
+        with self.store.transaction() as conn:
+            # Persist the start point even when nothing was new (a backfill or
+            # a first run's look-back), and forget ids older than the overlap.
+            self.store.set_checkpoint(conn, self.checkpoint_name, _stored(checkpoint))
+            # Seen marks outlive the overlap by far, so widening --overlap
+            # later re-reads alerts without taking them in twice.
+            keep = max(2 * self.overlap, SEEN_RETENTION)
+            self.store.forget_seen(conn, self.checkpoint_name, shift(checkpoint["watermark"], -keep))
+        report.checkpoint = {"field": self.time_field, **_stored(checkpoint)}
         return report
 
     def _commit_alert(self, alert: dict[str, Any], alert_id: str, stamp: str,
-                      checkpoint: dict[str, Any], seen: set[str]) -> list[dict[str, Any]]:
+                      checkpoint: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Take one alert in: container, pending runs, seen mark and watermark
+        in one transaction. Returns the runs to start, or None when the alert
+        was taken in before (its container data is refreshed if it changed)."""
         from connector.runtime.store import utc_now
 
-        runs = []
-        if self.context_factory is not None:
-            from connector.runtime.engine import matching_playbooks
-
-            runs = [{"id": f"{pb.name}:{alert_id}", "playbook": pb, "alert_id": alert_id, "alert": alert}
-                    for pb in matching_playbooks(self.playbooks, alert)]
-        if stamp > checkpoint["watermark"]:
-            checkpoint["watermark"] = stamp
-            seen.clear()
-        seen.add(alert_id)
         with self.store.transaction() as conn:
+            previous = self.store.seen_stamp(conn, self.checkpoint_name, alert_id)
+            if previous is not None and stamp <= previous:
+                return None
+            if previous is not None:
+                # lastUpdateTime mode: the alert changed; keep the container
+                # current, but it is not a new alert and triggers nothing.
+                self.store.upsert_container(conn, alert_id, data=alert, source="poller")
+                self.store.mark_seen(conn, self.checkpoint_name, alert_id, stamp)
+                return None
+            runs = []
+            if self.context_factory is not None:
+                from connector.runtime.engine import matching_playbooks
+
+                runs = [{"id": f"{pb.name}:{alert_id}", "playbook": pb, "alert_id": alert_id, "alert": alert}
+                        for pb in matching_playbooks(self.playbooks, alert)]
             self.store.upsert_container(
                 conn, alert_id,
                 name=str(alert.get("title") or f"Defender alert {alert_id}")[:200],
@@ -227,8 +262,9 @@ class Poller:
                     self.store.save_playbook_run(
                         conn, run["id"], playbook=run["playbook"].name, container=alert_id, trigger="new_alert",
                         status="pending", record={"alert": alert}, started_at=utc_now(), finished_at=None)
-            self.store.set_checkpoint(conn, self.checkpoint_name,
-                                      {"watermark": checkpoint["watermark"], "seen": sorted(seen)})
+            self.store.mark_seen(conn, self.checkpoint_name, alert_id, stamp)
+            checkpoint["watermark"] = max(checkpoint["watermark"], stamp)
+            self.store.set_checkpoint(conn, self.checkpoint_name, _stored(checkpoint))
         return runs
 
     def _pending_runs(self) -> list[dict[str, Any]]:

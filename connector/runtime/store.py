@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS playbook_runs (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS playbook_runs_container ON playbook_runs (container);
+CREATE TABLE IF NOT EXISTS poller_seen (
+    poller TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    PRIMARY KEY (poller, alert_id)
+);
+CREATE INDEX IF NOT EXISTS poller_seen_stamp ON poller_seen (poller, stamp);
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL,
@@ -369,6 +376,21 @@ class Store:
         """The stored checkpoint value (JSON), or None."""
         row = self._connect().execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def seen_stamp(self, conn: sqlite3.Connection, poller: str, alert_id: str) -> str | None:
+        """The timestamp at which ``poller`` took the alert in, or None."""
+        row = conn.execute("SELECT stamp FROM poller_seen WHERE poller = ? AND alert_id = ?",
+                           (poller, alert_id)).fetchone()
+        return row[0] if row else None
+
+    def mark_seen(self, conn: sqlite3.Connection, poller: str, alert_id: str, stamp: str) -> None:
+        """Remember that ``poller`` took the alert in at ``stamp``."""
+        conn.execute("INSERT INTO poller_seen (poller, alert_id, stamp) VALUES (?, ?, ?)"
+                     " ON CONFLICT(poller, alert_id) DO UPDATE SET stamp = excluded.stamp", (poller, alert_id, stamp))
+
+    def forget_seen(self, conn: sqlite3.Connection, poller: str, before: str) -> None:
+        """Drop seen marks older than ``before`` (outside any overlap window)."""
+        conn.execute("DELETE FROM poller_seen WHERE poller = ? AND stamp < ?", (poller, before))
 
     def set_checkpoint(self, conn: sqlite3.Connection, name: str, value: Any) -> None:
         """Set a checkpoint inside the caller's transaction."""

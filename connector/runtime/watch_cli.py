@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="backfill from this ISO-8601 UTC time or duration ago (e.g. 6h, 2d)")
     parser.add_argument("--lookback", default="24h", metavar="DURATION",
                         help="how far back the first run looks (default 24h)")
+    parser.add_argument("--overlap", default="10m", metavar="DURATION",
+                        help="re-read this far behind the watermark for alerts Defender shows late (default 10m)")
     parser.add_argument("--field", choices=["alertCreationTime", "lastUpdateTime"], default="alertCreationTime",
                         help="timestamp the watermark follows (default alertCreationTime)")
     parser.add_argument("--workers", type=int, default=2, help="parallel playbook runs (default 2)")
@@ -56,6 +58,7 @@ def build_poller(args: argparse.Namespace, config: Any) -> Any:
 
     return Poller(client=client, store=store, context_factory=None if args.no_playbooks else context_factory,
                   playbooks=playbooks, time_field=args.field, lookback=parse_duration(args.lookback),
+                  overlap=parse_duration(args.overlap, "--overlap"),
                   page_size=args.page_size, workers=args.workers)
 
 
