@@ -163,6 +163,9 @@ class RequestRecord:
     """One request as the simulator saw it. Never holds header values,
     tokens, secrets or request bodies.
 
+    A request is recorded just before its response is sent, so ``duration``
+    is the time to a ready response (injected latency included, sending
+    excluded) and a client that holds a response finds its record.
     ``status`` is 0 for a dropped connection; ``fault`` names the injected
     fault or scripted action (``"drop"``, ``"error"``, ``"malformed"``,
     ``"truncate"``, ``"slow"``, ``"html"``, ``"scripted"``), else None.
@@ -780,18 +783,21 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
 
+        # Each request is recorded *before* its response goes out, so a client
+        # that has its response always finds the request in ``sim.requests``.
         scripted = sim._take_script(target)
         if scripted is not None:
-            status, action = self._serve_scripted(scripted, is_api, raw_path, query, body)
-            record(status, None, action)
+            response, mode, trickle = self._plan_scripted(scripted, is_api, raw_path, query, body)
+            record(response.status if response else 0, None, mode)
+            self._deliver(response, mode, trickle)
             return
 
         faults, fault, detail = sim._roll_faults(is_api)
         if faults.latency_ms:
             sim._stop.wait(faults.latency_ms / 1000)
         if fault == "drop":
-            self._drop()
             record(0, None, fault)
+            self._drop()
             return
         if fault == "error":
             response = _api_error(detail) if is_api else self._entra_generic(detail)
@@ -799,47 +805,49 @@ class _Handler(BaseHTTPRequestHandler):
             response = _Response(200, _MALFORMED_BODIES[detail], content_type=_API_CONTENT_TYPE)
         else:
             response = self._handle(is_api, raw_path, query, body)
-        if fault == "truncate":
-            self._send(response, truncate=True)
-        elif faults.slow_body_ms:
-            self._send(response, trickle=faults.slow_body_ms / 1000)
-        else:
-            self._send(response)
         if fault is None and faults.slow_body_ms:
             fault = "slow"
         record(response.status, response.client_id, fault)
+        if fault == "truncate":
+            self._send(response, truncate=True)
+        else:
+            self._send(response, trickle=faults.slow_body_ms / 1000)
 
-    def _serve_scripted(
+    def _plan_scripted(
         self,
         scripted: ScriptedResponse,
         is_api: bool,
         raw_path: str,
         query: dict[str, str],
         body: bytes,
-    ) -> tuple[int, str]:
+    ) -> tuple[_Response | None, str, float]:
+        """(response or None for a drop, the action's name, trickle seconds)."""
         action = scripted.action
         if scripted.delay and action != "slow":
             self.sim._stop.wait(scripted.delay)
         if action == "drop":
-            self._drop()
-            return 0, "drop"
+            return None, "drop", 0.0
         if action == "html":
             status = 502 if scripted.status == 500 else scripted.status
             page = scripted.body if isinstance(scripted.body, bytes) else _HTML_502
-            self._send(_Response(status, page, content_type="text/html"))
-            return status, "html"
+            return _Response(status, page, content_type="text/html"), "html", 0.0
         if scripted.body is None and action in ("truncate", "slow"):
             response = self._handle(is_api, raw_path, query, body)
         else:
             response = self._scripted_response(scripted, is_api)
         if action == "truncate":
-            self._send(response, truncate=True)
-            return response.status, "truncate"
+            return response, "truncate", 0.0
         if action == "slow":
-            self._send(response, trickle=max(scripted.delay, 0.0))
-            return response.status, "slow"
-        self._send(response)
-        return response.status, "scripted"
+            return response, "slow", max(scripted.delay, 0.0)
+        return response, "scripted", 0.0
+
+    def _deliver(self, response: _Response | None, mode: str, trickle: float) -> None:
+        if response is None:
+            self._drop()
+        elif mode == "truncate":
+            self._send(response, truncate=True)
+        else:
+            self._send(response, trickle=trickle)
 
     def _scripted_response(self, scripted: ScriptedResponse, is_api: bool) -> _Response:
         headers = list((scripted.headers or {}).items())
