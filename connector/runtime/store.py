@@ -140,6 +140,16 @@ class Store:
             self._local.conn = conn
         return conn
 
+    def _rows(self, sql: str, args: tuple[Any, ...] = (), json_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Query rows as dicts, decoding the named JSON columns."""
+        out = []
+        for row in self._connect().execute(sql, args):
+            item = dict(row)
+            for column in json_columns:
+                item[column] = json.loads(item[column])
+            out.append(item)
+        return out
+
     def close(self) -> None:
         """Close this thread's connection."""
         conn = getattr(self._local, "conn", None)
@@ -247,16 +257,10 @@ class Store:
 
     def containers(self) -> list[dict[str, Any]]:
         """All containers, oldest first (without their data)."""
-        rows = self._connect().execute(
+        return self._rows(
             "SELECT c.alert_id, c.name, c.severity, c.status, c.source, c.tags, c.created_at,"
             " (SELECT COUNT(*) FROM artifacts a WHERE a.container = c.alert_id) AS artifact_count"
-            " FROM containers c ORDER BY c.created_at, c.alert_id")
-        out = []
-        for row in rows:
-            item = dict(row)
-            item["tags"] = json.loads(item["tags"])
-            out.append(item)
-        return out
+            " FROM containers c ORDER BY c.created_at, c.alert_id", json_columns=("tags",))
 
     # -- artifacts --------------------------------------------------------
 
@@ -361,14 +365,8 @@ class Store:
 
     def pending_playbook_runs(self) -> list[dict[str, Any]]:
         """Runs left ``pending`` or ``running`` (e.g. by a crash), oldest first."""
-        rows = self._connect().execute(
-            "SELECT * FROM playbook_runs WHERE status IN ('pending', 'running') ORDER BY started_at, id")
-        out = []
-        for row in rows:
-            item = dict(row)
-            item["record"] = json.loads(item["record"])
-            out.append(item)
-        return out
+        return self._rows("SELECT * FROM playbook_runs WHERE status IN ('pending', 'running')"
+                          " ORDER BY started_at, id", json_columns=("record",))
 
     # -- checkpoints ------------------------------------------------------
 
