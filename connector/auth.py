@@ -222,6 +222,14 @@ class TokenProvider:
                 result = app.acquire_token_for_client(scopes=scopes)
             except (requests.RequestException, ValueError) as exc:
                 raise self._authority_error(exc) from None
+            except Exception as exc:  # noqa: BLE001 - msal's own exceptions, e.g. MsalServiceError on a 5xx
+                if exc.__class__.__module__.startswith("msal"):
+                    raise AuthenticationError(
+                        f"Entra ID at {self.config.login_host} could not issue a token ({exc.__class__.__name__}); "
+                        "it may be unavailable.",
+                        hint="Try again later; check the service health of Entra ID.",
+                    ) from None
+                raise
             if result and result.get("token_source") == "identity_provider":
                 self.token_requests += 1
             self._save_cache()

@@ -170,3 +170,16 @@ def test_ca_bundle_adds_to_the_public_roots(simulator, tmp_path: Path) -> None:
     text = bundle.read_text()
     assert simulator.ca_bundle.read_text().strip() in text
     assert Path(certifi.where()).read_text().strip()[:200] in text
+
+
+def test_entra_unavailable_is_one_sentence(simulator, tmp_path) -> None:
+    from connector.simulator import ScriptedResponse
+
+    cfg = make_config(simulator.connector_config(), tmp_path)
+    simulator.script(ScriptedResponse(503, path_contains="/oauth2/v2.0/token", times=5))
+    try:
+        with pytest.raises(AuthenticationError) as info:
+            provider(cfg).token()
+    finally:
+        simulator.clear_script()
+    assert "could not issue a token" in str(info.value) and "\n" not in str(info.value)
