@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -60,23 +61,40 @@ def alert_segment(alert_id: str) -> str:
     return quote(alert_id, safe="")
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+def parse_retry_after(value: str | None, now: float | None = None, date: str | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta seconds or an
-    HTTP date), or None when absent or unreadable."""
+    HTTP date), or None when absent, unreadable or not a finite number.
+
+    An HTTP date is read against the response's ``Date`` header when there is
+    one, so that a local clock that is off does not stretch or cancel the
+    wait; else against ``now`` (default: this machine's clock).
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    when = _http_date(value)
+    if when is None:
+        return None
+    reference = _http_date(date) if date else None
+    if reference is None:
+        reference = time.time() if now is None else now
+    return max(0.0, when - reference)
+
+
+def _http_date(value: str) -> float | None:
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return when.timestamp()
 
 
 def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
@@ -300,7 +318,8 @@ class DefenderClient:
                     if status not in self.retry_statuses:
                         raise failure
                     if status == 429:
-                        wait = parse_retry_after(response.headers.get("Retry-After"))
+                        wait = parse_retry_after(response.headers.get("Retry-After"),
+                                                 date=response.headers.get("Date"))
                         if wait is not None and wait > self.max_retry_after:
                             raise RateLimitedError(
                                 f"Defender's rate limit was reached and it asked to wait {wait:.0f} seconds, "
@@ -313,8 +332,10 @@ class DefenderClient:
             attempt += 1
             if attempt > self.max_retries:
                 raise failure
-            if wait is None:
-                wait = self._backoff(attempt - 1)
+            # Never sooner than the backoff: a Retry-After of 0 must not turn
+            # into a burst of immediate retries.
+            backoff = self._backoff(attempt - 1)
+            wait = backoff if wait is None else max(wait, backoff)
             if self.clock() + wait > deadline:
                 if isinstance(failure, RateLimitedError):
                     raise failure
