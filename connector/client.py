@@ -114,6 +114,16 @@ def _error_fields(response: requests.Response) -> tuple[str | None, str | None, 
     return text("code"), text("message"), text("target")
 
 
+def _timed_out(exc: Exception) -> bool:
+    # requests raises a ConnectionError, not a Timeout, when the read timeout
+    # strikes while the body is being read.
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    import urllib3.exceptions
+
+    return any(isinstance(arg, urllib3.exceptions.TimeoutError) for arg in exc.args)
+
+
 def _describe_body(response: requests.Response) -> str:
     ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
     if "html" in ctype:
@@ -289,8 +299,14 @@ class DefenderClient:
                     hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file; "
                     "verification cannot be turned off.",
                 ) from None
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+                failure = NetworkError(
+                    f"The connection to {urlsplit(url).netloc} was dropped before the whole response arrived "
+                    f"({exc.__class__.__name__}).",
+                    hint="Check the network and 'proxy'.",
+                )
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
+                kind = "timed out" if _timed_out(exc) else "failed"
                 failure = NetworkError(
                     f"The connection to {urlsplit(url).netloc} {kind} ({exc.__class__.__name__}).",
                     hint="Check the network, 'proxy' and 'timeout_seconds'.",
