@@ -168,6 +168,8 @@ class DefenderClient:
         self.retry_budget = float(config.get("retry_budget_seconds", 60))
         self.max_retry_after = float(config.get("max_retry_after_seconds", 30))
         self.max_pages = int(config.get("max_pages", 100))
+        read = float(config.timeout_seconds)
+        self.timeout = (min(10.0, read), read)  # (connect, read), as build_session sets them
         api = urlsplit(config.api_base_url)
         self._api_origin = (api.scheme, api.netloc.lower())
         self._token: str | None = None
@@ -292,7 +294,8 @@ class DefenderClient:
             failure: ConnectorError
             wait: float | None = None
             try:
-                response = self.session.get(url, params=params, headers=headers)
+                response = self.session.get(url, params=params, headers=headers,
+                                            timeout=self._attempt_timeout(attempt, deadline))
             except requests.exceptions.SSLError:
                 raise TLSError(
                     f"The TLS certificate of {urlsplit(url).netloc} could not be verified.",
@@ -365,6 +368,14 @@ class DefenderClient:
             log.info("retrying %s in %.2f s (attempt %d of %d): %s",
                      resource, wait, attempt, self.max_retries, failure.message)
             self.sleep(wait)
+
+    def _attempt_timeout(self, attempt: int, deadline: float) -> tuple[float, float]:
+        # A retry gets at most what is left of the retry time budget, so a
+        # slow server cannot stretch an action past it.
+        if attempt == 0:
+            return self.timeout
+        left = max(0.1, deadline - self.clock())
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
 
     def _status_error(self, response: requests.Response, resource: str, permission: str) -> ConnectorError:
         status = response.status_code
