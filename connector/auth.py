@@ -31,6 +31,11 @@ from connector.config import Config, ensure_private_dir
 from connector.errors import AuthenticationError, ConfigError, NetworkError, TLSError, register_secret
 
 log = logging.getLogger("connector.auth")
+# msal logs a token response it cannot parse, body included, with a traceback.
+# Without a handler of its own that record would reach stderr through
+# logging's last-resort handler, unredacted; --verbose adds the CLI's
+# redacting handler instead.
+logging.getLogger("msal").addHandler(logging.NullHandler())
 
 _KNOWN_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
 
@@ -53,6 +58,46 @@ _AADSTS_HINTS = {
 
 _apps: dict[str, Any] = {}
 _apps_lock = threading.Lock()
+_last_response = threading.local()
+
+
+class _RecordingHttpClient:
+    """The pinned session as msal's ``http_client``, remembering (per thread)
+    the last response msal received, so that a token request that failed is
+    explained by what Entra ID really answered: status, HTML or not JSON."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self._session = session
+
+    def post(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._record(self._session.post(url, *args, **kwargs))
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._record(self._session.get(url, *args, **kwargs))
+
+    def close(self) -> None:
+        self._session.close()
+
+    @staticmethod
+    def _record(response: requests.Response) -> requests.Response:
+        _last_response.value = response
+        return response
+
+
+def _describe_answer(response: requests.Response | None) -> str:
+    if response is None:
+        return "a response msal could not use"
+    ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if 300 <= response.status_code < 400:
+        where = response.headers.get("Location") or "nowhere"
+        return f"HTTP {response.status_code}, a redirect to {where[:120]} that is not followed"
+    if "html" in ctype:
+        return f"HTTP {response.status_code} and an HTML page (often a proxy or gateway error page)"
+    try:
+        response.json()
+    except ValueError:
+        return f"HTTP {response.status_code} and a body that is not JSON"
+    return f"HTTP {response.status_code}"
 
 
 def _load_certificate(config: Config) -> dict[str, str]:
@@ -159,7 +204,7 @@ class TokenProvider:
                         client_credential=credential,
                         authority=cfg.authority_url,
                         token_cache=cache,
-                        http_client=self.session,
+                        http_client=_RecordingHttpClient(self.session),
                         # A host msal does not know (private authority, the
                         # simulator) cannot be validated against Microsoft's list.
                         instance_discovery=host in _KNOWN_LOGIN_HOSTS,
@@ -218,24 +263,41 @@ class TokenProvider:
         scopes = [self.config.token_scope]
         with self._file_lock():
             self._load_cache()
+            _last_response.value = None
             try:
                 result = app.acquire_token_for_client(scopes=scopes)
-            except (requests.RequestException, ValueError) as exc:
+            except requests.RequestException as exc:
                 raise self._authority_error(exc) from None
+            except ValueError:
+                # msal could not parse the token response (a proxy's page, a cut body).
+                raise self._unusable_answer(unavailable=False) from None
             except Exception as exc:  # noqa: BLE001 - msal's own exceptions, e.g. MsalServiceError on a 5xx
                 if exc.__class__.__module__.startswith("msal"):
-                    raise AuthenticationError(
-                        f"Entra ID at {self.config.login_host} could not issue a token ({exc.__class__.__name__}); "
-                        "it may be unavailable.",
-                        hint="Try again later; check the service health of Entra ID.",
-                    ) from None
+                    raise self._unusable_answer(unavailable=True) from None
                 raise
             if result and result.get("token_source") == "identity_provider":
                 self.token_requests += 1
             self._save_cache()
         if not result or "access_token" not in result:
+            if result and not (result.get("error") or result.get("error_description")):
+                raise AuthenticationError(
+                    f"Entra ID at {self.config.login_host} answered the token request without an access token.",
+                    hint="Check 'authority_url'; a proxy or gateway may be answering in Entra ID's place.",
+                )
             raise self._entra_error(result or {})
         return str(result["access_token"])
+
+    def _unusable_answer(self, *, unavailable: bool) -> AuthenticationError:
+        answer = _describe_answer(getattr(_last_response, "value", None))
+        if unavailable:
+            return AuthenticationError(
+                f"Entra ID at {self.config.login_host} could not issue a token: it answered {answer}.",
+                hint="Entra ID may be unavailable; try again later and check its service health.",
+            )
+        return AuthenticationError(
+            f"Entra ID at {self.config.login_host} answered the token request with {answer} instead of a token.",
+            hint="Check 'authority_url' and 'proxy'; a proxy or gateway may be answering in Entra ID's place.",
+        )
 
     def invalidate(self) -> None:
         """Forget cached tokens (after a 401) so the next call gets a new one."""
