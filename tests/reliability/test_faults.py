@@ -1,0 +1,275 @@
+"""Every transport and server fault against the simulator, over real sockets.
+
+For each fault the action either succeeds within its retry budget or fails
+with the right error kind, exit code and one clear sentence; the store holds
+the whole result or nothing of it; the time spent (real request time plus
+every retry wait) stays within ``timeout_seconds + retry_budget_seconds``;
+no more requests are sent than ``max_retries`` allows; and no single wait is
+longer than ``max_retry_after_seconds``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from connector.simulator import ScriptedResponse
+from tests.reliability.support import (
+    EXAMPLE,
+    FILES_PATH,
+    VirtualTime,
+    assert_all_or_nothing,
+    assert_one_sentence,
+    blackhole,
+    closed_port,
+    count,
+    make_config,
+    run_files,
+)
+
+MAX_RETRIES = 3
+BUDGET = 20.0
+MAX_RETRY_AFTER = 10.0
+TIMEOUT = 1.0
+SETTINGS = {"max_retries": MAX_RETRIES, "retry_budget_seconds": BUDGET,
+            "max_retry_after_seconds": MAX_RETRY_AFTER, "timeout_seconds": TIMEOUT}
+EXIT = {"invalid_input": 2, "invalid_config": 2}
+TOKEN_PATH = "/oauth2/v2.0/token"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault, scripted ``times`` times on ``path``, and what must follow."""
+
+    name: str
+    response: ScriptedResponse | None
+    expect: str  # "success" or an error kind
+    needle: str = ""  # a phrase the failure sentence must contain
+    times: int = 1
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def scripts(self) -> list[ScriptedResponse]:
+        if self.response is None:
+            return []
+        from dataclasses import replace
+
+        return [replace(self.response, times=self.times)]
+
+
+def api(status: int = 500, **kw: Any) -> ScriptedResponse:
+    kw.setdefault("path_contains", FILES_PATH)
+    return ScriptedResponse(status=status, **kw)
+
+
+def entra(status: int = 500, **kw: Any) -> ScriptedResponse:
+    return ScriptedResponse(status=status, path_contains=TOKEN_PATH, **kw)
+
+
+ALWAYS = MAX_RETRIES + 1  # a fault that outlasts every retry
+
+FAULTS = [
+    # 429: with and without Retry-After, absurd and unreadable values
+    Fault("429 Retry-After 2 once", api(429, headers={"Retry-After": "2"}), "success"),
+    Fault("429 Retry-After 2 always", api(429, headers={"Retry-After": "2"}), "rate_limited", "rate limit", ALWAYS),
+    Fault("429 without Retry-After once", api(429), "success"),
+    Fault("429 without Retry-After always", api(429), "rate_limited", "rate limit", ALWAYS),
+    Fault("429 Retry-After 86400", api(429, headers={"Retry-After": "86400"}), "rate_limited", "86400"),
+    Fault("429 Retry-After 0 always", api(429, headers={"Retry-After": "0"}), "rate_limited", "rate limit", ALWAYS),
+    Fault("429 Retry-After nan always", api(429, headers={"Retry-After": "nan"}), "rate_limited", "rate limit",
+          ALWAYS),
+    Fault("429 Retry-After inf", api(429, headers={"Retry-After": "inf"}), "success"),
+    Fault("429 Retry-After -5", api(429, headers={"Retry-After": "-5"}), "success"),
+    Fault("429 Retry-After garbage", api(429, headers={"Retry-After": "soon"}), "success"),
+    # 5xx, with Microsoft's error body
+    *[Fault(f"{s} once", api(s), "success") for s in (500, 502, 503, 504)],
+    *[Fault(f"{s} always", api(s), "api_error", f"HTTP {s}", ALWAYS) for s in (500, 502, 503, 504)],
+    # the connection
+    Fault("read timeout once", api(200, action="slow", delay=12 * TIMEOUT), "success"),
+    Fault("read timeout always", api(200, action="respond", delay=1.5 * TIMEOUT), "network", "timed out", ALWAYS,
+          {"max_retries": 1}),
+    Fault("dropped before the response once", api(action="drop"), "success"),
+    Fault("dropped before the response always", api(action="drop"), "network", "127.0.0.1", ALWAYS),
+    Fault("dropped mid-body once", api(action="truncate"), "success"),
+    Fault("dropped mid-body always", api(action="truncate"), "network", "before the whole response", ALWAYS),
+    # the body
+    Fault("non-JSON body once", api(200, body=b"<<not json>>"), "success"),
+    Fault("non-JSON body always", api(200, body=b"<<not json>>"), "api_error", "not the documented JSON", ALWAYS),
+    Fault("JSON cut short always", api(200, body=b'{"value": [{"sha1": "f2a0'), "api_error", "not the documented JSON",
+          ALWAYS),
+    Fault("empty body always", api(200, body=b""), "api_error", "not the documented JSON", ALWAYS),
+    Fault("JSON list instead of an object", api(200, body=[{"sha1": "x"}]), "api_error", "not the documented JSON",
+          ALWAYS),
+    Fault("'value' is not a list", api(200, body={"value": {"sha1": "x"}}), "api_error", "'value' list"),
+    Fault("no 'value' at all", api(200, body={"files": []}), "api_error", "'value' list"),
+    Fault("HTML page from a proxy once", api(action="html"), "success"),
+    Fault("HTML page from a proxy always", api(action="html"), "api_error", "HTML page", ALWAYS),
+    Fault("HTML page with 200", api(200, action="html"), "api_error", "HTML page", ALWAYS),
+    Fault("error body that is not Microsoft's", api(500, body={"error": "x" * 5000}), "api_error", "HTTP 500",
+          ALWAYS),
+    # tokens
+    Fault("401 once (token revoked)", api(401), "success"),
+    Fault("401 always", api(401), "unauthorized", "even after a fresh one", 2),
+    Fault("403", api(403), "forbidden", "File.Read.All"),
+    Fault("404", api(404), "not_found", "was not found"),
+    Fault("400", api(400), "api_error", "HTTP 400"),
+    # Entra ID unavailable or misbehaving
+    Fault("Entra 503", entra(503), "authentication", "HTTP 503", 10),
+    Fault("Entra 500", entra(500), "authentication", "HTTP 500", 10),
+    Fault("Entra HTML page", entra(action="html"), "authentication", "HTML", 10),
+    Fault("Entra non-JSON 200", entra(200, body=b"<<not json>>"), "authentication", "not JSON", 10),
+    Fault("Entra 200 without a token", entra(200, body={"token_type": "Bearer"}), "authentication",
+          "access token", 10),
+    Fault("Entra dropped", entra(action="drop"), "network", "could not be reached", 10),
+    Fault("Entra dropped mid-body", entra(action="truncate"), "network", "could not be reached", 10),
+    Fault("Entra read timeout", entra(200, action="respond", delay=1.5 * TIMEOUT), "network",
+          "could not be reached", 10),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault_ends_in_success_or_the_right_error_within_budget(sim: Any, tmp_path: Any, fault: Fault) -> None:
+    count("faults")
+    sim.script(*fault.scripts())
+    settings = {**SETTINGS, **fault.config}
+    config = make_config(sim, tmp_path / "state", **settings)
+    vt = VirtualTime()
+    result, context = run_files(config, vt=vt)
+
+    if fault.expect == "success":
+        assert result.ok, result.message
+        assert result.artifacts and len(result.data) == len(sim.files_of(EXAMPLE))
+    else:
+        assert result.status == "failed"
+        assert result.error["kind"] == fault.expect, result.message
+        assert result.exit_code == EXIT.get(fault.expect, 1)
+        assert fault.needle in result.message, result.message
+        assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+
+    # Bounded: time, number of waits, length of each wait, number of requests.
+    assert vt.elapsed <= TIMEOUT + BUDGET + 1.0, (vt.elapsed, vt.waits)
+    assert sum(vt.waits) <= BUDGET
+    assert len(vt.waits) <= settings["max_retries"]
+    assert all(0 < w <= MAX_RETRY_AFTER for w in vt.waits), vt.waits
+    api_calls = [r for r in sim.requests if r.path.startswith("/api/")]
+    assert len(api_calls) <= settings["max_retries"] + 2  # + one retry with a fresh token after a 401
+    if fault.response is not None and fault.response.path_contains == TOKEN_PATH:
+        assert api_calls == []  # no token, no API call
+
+
+def test_retry_after_is_obeyed_to_the_second(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    sim.script(api(429, headers={"Retry-After": "7"}))
+    vt = VirtualTime()
+    result, _ = run_files(make_config(sim, tmp_path / "state", **SETTINGS), vt=vt)
+    assert result.ok and vt.waits == [7.0]
+
+
+def test_retry_after_as_an_http_date_is_read_against_the_servers_date(sim: Any, tmp_path: Any,
+                                                                      monkeypatch: Any) -> None:
+    # This machine's clock is an hour behind Defender's: the Retry-After date
+    # is 4 s after the response's Date header, not an hour and 4 s from now.
+    import connector.client
+
+    count("faults")
+    real = time.time
+    monkeypatch.setattr(connector.client, "time", _SkewedTime(real, -3600.0))
+    when = email.utils.formatdate(real() + 4, usegmt=True)
+    sim.script(api(429, headers={"Retry-After": when}))
+    vt = VirtualTime()
+    result, _ = run_files(make_config(sim, tmp_path / "state", **SETTINGS), vt=vt)
+    assert result.ok, result.message
+    assert len(vt.waits) == 1 and 2.0 <= vt.waits[0] <= 5.0, vt.waits
+
+
+class _SkewedTime:
+    """Stands in for the ``time`` module with a wall clock off by ``skew``."""
+
+    def __init__(self, real: Any, skew: float) -> None:
+        self._real, self._skew = real, skew
+
+    def time(self) -> float:
+        return float(self._real() + self._skew)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_connect_timeout_is_retried_then_named(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    with blackhole() as port:
+        config = make_config(sim, tmp_path / "state", **{**SETTINGS, "max_retries": 1},
+                             api_base_url=f"https://127.0.0.1:{port}")
+        vt = VirtualTime()
+        result, context = run_files(config, vt=vt)
+    assert result.error["kind"] == "network"
+    assert "timed out" in result.message and f"127.0.0.1:{port}" in result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+    assert vt.elapsed <= TIMEOUT + BUDGET + 1.0
+    assert len(vt.waits) == 1
+
+
+def test_connection_refused_is_a_network_error(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    with closed_port() as port:
+        config = make_config(sim, tmp_path / "state", **SETTINGS, api_base_url=f"https://127.0.0.1:{port}")
+        result, context = run_files(config)
+    assert result.error["kind"] == "network" and f"127.0.0.1:{port}" in result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+
+
+def test_entra_unreachable_is_a_network_error_naming_the_authority(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    with closed_port() as port:
+        config = make_config(sim, tmp_path / "state", **SETTINGS,
+                             authority_url=f"https://127.0.0.1:{port}/{sim.tenant_id}")
+        result, context = run_files(config)
+    assert result.error["kind"] == "network" and f"127.0.0.1:{port}" in result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+
+
+def test_a_slow_retry_is_cut_to_the_remaining_budget(sim: Any, tmp_path: Any) -> None:
+    # Every answer takes longer than timeout_seconds (2 s). The first attempt
+    # uses its full timeout; the retry only gets what is left of the 3 s
+    # budget, so the action ends at the budget, not a whole timeout later.
+    count("faults")
+    sim.script(api(200, action="respond", delay=3.0, times=ALWAYS))
+    config = make_config(sim, tmp_path / "state", **{**SETTINGS, "timeout_seconds": 2.0,
+                                                      "retry_budget_seconds": 3.0})
+    vt = VirtualTime()
+    result, _ = run_files(config, vt=vt)
+    assert result.error["kind"] == "network" and "timed out" in result.message
+    assert len(vt.waits) >= 1
+    assert vt.elapsed <= 3.0 + 0.4, (vt.elapsed, vt.waits)
+
+
+def test_a_token_that_expired_between_calls_is_replaced_once(sim: Any, tmp_path: Any) -> None:
+    # The first run caches a token; then this machine's cache still believes
+    # it valid while Defender has expired it (clock skew, revocation).
+    import json
+
+    count("faults")
+    config = make_config(sim, tmp_path / "state", **SETTINGS)
+    first, _ = run_files(config)
+    assert first.ok
+    cache_file = config.state_dir / "token_cache.json"
+    cache = json.loads(cache_file.read_text())
+    (entry,) = cache["AccessToken"].values()
+    entry["secret"] = sim.issue_token(lifetime=-120)
+    cache_file.write_text(json.dumps(cache))
+    from connector import auth
+
+    auth._apps.clear()  # a new process
+    sim.reset_log()
+    result, context = run_files(config)
+    assert result.ok, result.message
+    assert sim.token_requests == 1
+    assert [r.status for r in sim.requests if r.path.startswith("/api/")] == [401, 200]
+    assert len(context.store.artifacts(EXAMPLE)) == len(result.artifacts)
