@@ -243,7 +243,7 @@ class Poller:
                 self.store.upsert_container(conn, alert_id, data=alert, source="poller")
                 self.store.mark_seen(conn, self.checkpoint_name, alert_id, stamp)
                 return None
-            runs = []
+            runs: list[dict[str, Any]] = []
             if self.context_factory is not None:
                 from connector.runtime.engine import matching_playbooks
 
@@ -284,6 +284,8 @@ class Poller:
     def _run_pending(self, run: dict[str, Any]) -> dict[str, Any] | None:
         from connector.runtime.engine import run_playbook
 
+        if self.context_factory is None:  # only queued when there is one
+            return None
         try:
             record = run_playbook(run["playbook"], alert_id=run["alert_id"], context=self.context_factory(),
                                   trigger="new_alert", trigger_alert=run.get("alert"), run_id=run["id"])
