@@ -1,0 +1,44 @@
+"""What a CLI run imports: the modules of other commands stay unimported.
+
+Not a timing test: it checks which modules are loaded, which is what start-up
+time depends on (see bench/NOTES.md for the measured effect).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    code = (
+        "import sys\n"
+        "from connector.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    return set(proc.stdout.split())
+
+
+def test_actions_command_does_not_import_the_simulator() -> None:
+    loaded = _modules_after(["actions"])
+    assert "connector.cli" in loaded
+    assert not {m for m in loaded if m.startswith("connector.simulator")}
+    assert "connector.demo" not in loaded
+
+
+def test_a_run_with_invalid_input_imports_no_other_command() -> None:
+    loaded = _modules_after(["run", "get_alert_related_files", "--param", "alert_id="])
+    assert "connector.manifest" in loaded
+    assert not {m for m in loaded if m.startswith(("connector.simulator", "connector.runtime.watch_cli",
+                                                    "connector.runtime.playbook_cli", "connector.demo"))}
+
+
+def test_an_external_command_still_gets_its_options() -> None:
+    from connector.cli import build_parser
+
+    args = build_parser("simulator").parse_args(["simulator", "--port", "0"])
+    assert args.command == "simulator" and args.port == 0
+    every = build_parser()
+    assert every.parse_args(["watch", "--once"]).once is True
