@@ -194,7 +194,9 @@ class DefenderClient:
             budget = RateBudget(
                 config.state_dir / "rate_budget.sqlite",
                 [(per_min, 60.0), (per_hour, 3600.0)],
-                time_scale=float(config.get("rate_time_scale", 1.0)),
+                # rate_time_scale multiplies the windows (0.01: a minute lasts
+                # 0.6 s); RateBudget's time_scale divides them.
+                time_scale=1.0 / float(config.get("rate_time_scale", 1.0)),
             )
         return cls(config, session=session, tokens=tokens, budget=budget, http_spec=manifest.http, **kwargs)
 
