@@ -289,15 +289,22 @@ class DefenderClient:
         refreshed = False
         attempt = 0
         while True:
+            # The token first: fetching it may take a while, and the rate
+            # slot is taken just before the request goes out.
+            headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
             if self.budget is not None:
                 self.budget.acquire(deadline=time.time() + max(0.0, deadline - self.clock()))
-            headers = {"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"}
             self.calls += 1
             failure: ConnectorError
             wait: float | None = None
             try:
-                response = self.session.get(url, params=params, headers=headers,
-                                            timeout=self._attempt_timeout(attempt, deadline))
+                try:
+                    response = self.session.get(url, params=params, headers=headers,
+                                                timeout=self._attempt_timeout(attempt, deadline))
+                finally:
+                    settle = getattr(self.budget, "settle", None)
+                    if settle is not None:
+                        settle()
             except requests.exceptions.SSLError:
                 raise TLSError(
                     f"The TLS certificate of {urlsplit(url).netloc} could not be verified.",

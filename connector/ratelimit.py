@@ -31,6 +31,12 @@ class RateBudget:
     ``acquire(deadline)`` blocks until a slot is free, or raises
     RateLimitedError when waiting would pass ``deadline`` (a ``clock()`` value).
     ``time_scale`` > 1 shrinks the windows (a simulator's scaled clock).
+
+    A slot is taken before the request is sent, but the server counts the
+    call when it arrives, a connection set-up later. ``settle()``, called
+    once the response is in, moves this thread's last slot to that moment, so
+    that every settled slot is at or after the server's own count and a
+    window this budget sees as free is free for the server too.
     """
 
     def __init__(
@@ -85,7 +91,7 @@ class RateBudget:
                 if row is not None:
                     wait = max(wait, row[0] + window - now)
             if wait <= 0:
-                conn.execute("INSERT INTO calls (t) VALUES (?)", (now,))
+                self._local.slot = conn.execute("INSERT INTO calls (t) VALUES (?)", (now,)).lastrowid
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -109,6 +115,14 @@ class RateBudget:
                 )
             self.sleep(wait)
             waited += wait
+
+    def settle(self) -> None:
+        """Count this thread's last slot from now (the response arrived)."""
+        slot = getattr(self._local, "slot", None)
+        if slot is None or not self.limits:
+            return
+        self._local.slot = None
+        self._db().execute("UPDATE calls SET t = max(t, ?) WHERE rowid = ?", (self.clock(), slot))
 
     def describe(self) -> str:
         """Human-readable limits, e.g. ``100 calls/60 s, 1500 calls/3600 s``."""
