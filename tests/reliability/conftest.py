@@ -43,3 +43,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if STATS:
         parts = ", ".join(f"{name} {n}" for name, n in sorted(STATS.items()))
         terminalreporter.write_line(f"reliability suite: {parts}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: kills or races real processes for several seconds; runs by default (deselect with "
+        "-m 'not slow' for a quick local loop)")
