@@ -189,6 +189,9 @@ class Manifest:
             error_cls=ConfigError,
             context="the configuration",
             root="The configuration",
+            # Trusted like the parameter schemas: validate_manifest_file()
+            # checks it against the metaschema, not every start-up (~7 ms).
+            check_schema=False,
         )
         return out
 
@@ -220,6 +223,7 @@ class ActionSpec:
         )
         self.table_columns: list[tuple[str, str]] = [(o["data_path"], o["column_name"]) for o in ordered]
         self._validator: Any = None
+        self._params_schema: dict[str, Any] | None = None
 
     # -- validation ----------------------------------------------------------
 
@@ -235,13 +239,19 @@ class ActionSpec:
         schema["properties"] = props
         return schema
 
+    def _trusted_schema(self) -> dict[str, Any]:
+        # Built once, so that the validator and the quick check compiled from
+        # it are cached under one object. Trusted: validate_manifest_file()
+        # checks it against the metaschema (CI runs it), and the manifest
+        # schema shapes it.
+        if self._params_schema is None:
+            self._params_schema = self.validation_schema()
+        return self._params_schema
+
     def validator(self) -> Any:
         """The compiled validator of the parameters (built once)."""
         if self._validator is None:
-            schema = self.validation_schema()
-            # Trusted here: validate_manifest_file() checks it against the
-            # metaschema (CI runs it), and the manifest schema shapes it.
-            self._validator = validation.compile_validator(schema, check_schema=False)
+            self._validator = validation.compile_validator(self._trusted_schema(), check_schema=False)
         return self._validator
 
     def validate_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -268,8 +278,9 @@ class ActionSpec:
             clean[key] = value
         _apply_defaults(clean, self.parameters_schema.get("properties", {}))
         validation.check(
-            self.validator(),
+            self._trusted_schema(),
             clean,
+            check_schema=False,  # valid input needs no jsonschema import at all
             subject="Parameter",
             error_cls=InputError,
             context=self.name,

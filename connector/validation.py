@@ -285,6 +285,7 @@ def check(
     context: str | None = None,
     examples: Sequence[Any] | None = None,
     root: str | None = None,
+    check_schema: bool = True,
 ) -> None:
     """Validate ``instance``; on failure raise ``error_cls`` with one sentence.
 
@@ -293,8 +294,23 @@ def check(
     "is not accepted by get_alert_related_files". ``examples``: fallback
     examples for the fix when the failing property's schema has none.
     Values of properties marked ``writeOnly``/``x-secret`` are never quoted.
+    ``check_schema``: as in :func:`compile_validator`, for a schema dict.
+
+    A compiled validator, or a trusted schema dict (``check_schema=False``),
+    that :mod:`connector.schema_fastpath` can read recognises valid input
+    without importing jsonschema; anything else, and every error, goes to
+    jsonschema.
     """
-    validator = _as_validator(schema_or_validator)
+    if isinstance(schema_or_validator, dict):
+        trusted = None if check_schema else schema_or_validator
+    else:
+        trusted = getattr(schema_or_validator, "schema", None)
+    if trusted is not None:
+        from connector import schema_fastpath
+
+        if schema_fastpath.verdict(trusted, instance) == schema_fastpath.VALID:
+            return
+    validator = _as_validator(schema_or_validator, check_schema=check_schema)
     error = find_error(validator, instance)
     if error is None:
         return
@@ -344,9 +360,9 @@ def quote_value(value: Any, limit: int = MAX_QUOTED) -> str:
 # -- helpers -----------------------------------------------------------------
 
 
-def _as_validator(schema_or_validator: Any) -> Any:
+def _as_validator(schema_or_validator: Any, *, check_schema: bool = True) -> Any:
     if isinstance(schema_or_validator, dict):
-        return compile_validator(schema_or_validator)
+        return compile_validator(schema_or_validator, check_schema=check_schema)
     return schema_or_validator
 
 
