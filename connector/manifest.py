@@ -50,6 +50,15 @@ _FALSE_WORDS = frozenset({"false", "no", "0", "off"})
 
 _CACHE: dict[Path, Manifest] = {}
 _SCHEMA_CACHE: list[dict[str, Any]] = []
+_DEFAULT: list[Manifest] = []  # the packaged manifest, once loaded
+
+# Where a manifest that passed validation is remembered, like a .pyc: by a
+# digest of the manifest, its schema and the code that validated it, so that
+# an unchanged manifest is not validated again by every process (the check
+# costs jsonschema's import and ~10 ms). Any change to one of them changes the
+# digest and the manifest is validated in full again. Not writable (a
+# read-only install): validated every time, as before.
+_VALIDATED_MARK = _PACKAGE_DIR / "__pycache__" / "manifest-validated"
 
 
 def default_manifest_path() -> Path:
@@ -65,18 +74,60 @@ def load_manifest(path: str | Path | None = None, *, validate: bool = True) -> M
     not satisfy ``schemas/manifest.schema.json`` and the rules a schema cannot
     express (unique action names, unique output paths).
     """
+    if path is None and _DEFAULT:
+        return _DEFAULT[0]  # every action asks: skip resolving the path again
     resolved = Path(path if path is not None else default_manifest_path()).resolve()
     cached = _CACHE.get(resolved)
     if cached is not None:
         return cached
-    raw = _read_json(resolved)
+    text = _read_text(resolved)
+    raw = _parse_json(text, resolved)
     if validate:
-        problems = _problems(raw, resolved.name, first_only=True)
-        if problems:
-            raise ManifestError(problems[0])
+        digest = _validation_digest(text)
+        if not _validated_before(digest):
+            problems = _problems(raw, resolved.name, first_only=True)
+            if problems:
+                raise ManifestError(problems[0])
+            _remember_validated(digest)
     manifest = Manifest(raw, source=resolved)
     _CACHE[resolved] = manifest
+    if path is None:
+        _DEFAULT.append(manifest)
     return manifest
+
+
+def _validation_digest(text: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8"))
+    for source in (_SCHEMA_PATH, Path(__file__), Path(validation.__file__)):
+        try:
+            digest.update(hashlib.sha256(source.read_bytes()).digest())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+def _validated_before(digest: str) -> bool:
+    try:
+        return _VALIDATED_MARK.read_text(encoding="ascii").strip() == digest
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _remember_validated(digest: str) -> None:
+    import os
+
+    tmp = _VALIDATED_MARK.with_name(f".{_VALIDATED_MARK.name}.{os.getpid()}.tmp")
+    try:
+        _VALIDATED_MARK.parent.mkdir(exist_ok=True)
+        tmp.write_text(digest + "\n", encoding="ascii")
+        os.replace(tmp, _VALIDATED_MARK)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 class ManifestReport(list):  # type: ignore[type-arg]
@@ -368,12 +419,19 @@ def _action_key(name: str) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    return _parse_json(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError(f"Manifest file {path} does not exist.") from None
     except OSError as exc:
         raise ManifestError(f"Manifest file {path} cannot be read: {exc.strerror}.") from None
+
+
+def _parse_json(text: str, path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

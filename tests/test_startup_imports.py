@@ -42,3 +42,23 @@ def test_an_external_command_still_gets_its_options() -> None:
     assert args.command == "simulator" and args.port == 0
     every = build_parser()
     assert every.parse_args(["watch", "--once"]).once is True
+
+
+def test_valid_input_is_validated_without_jsonschema(tmp_path) -> None:
+    """The manifest (validated before, by digest), the configuration and the
+    parameters of a valid run: jsonschema is not imported."""
+    config = {"tenant_id": "t", "client_id": "c", "client_secret": "s", "state_dir": str(tmp_path / "state"),
+              "api_base_url": "https://127.0.0.1:8443", "authority_url": "https://127.0.0.1:8443/t"}
+    code = (
+        "import sys\n"
+        "from connector.manifest import load_manifest\n"
+        "from connector.config import resolve\n"
+        f"resolve({config!r})\n"
+        "load_manifest().action('get_alert_related_files').validate_params({'alert_id': ' 6366_21 '})\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", "from connector.manifest import load_manifest; load_manifest()"],
+                   check=True, timeout=60)  # validates and remembers the packaged manifest
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
