@@ -90,7 +90,7 @@ def _describe_answer(response: requests.Response | None) -> str:
     ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if 300 <= response.status_code < 400:
         where = response.headers.get("Location") or "nowhere"
-        return f"HTTP {response.status_code}, a redirect to {where[:120]} that is not followed"
+        return f"HTTP {response.status_code}, a redirect to {where[:120]} (not followed)"
     if "html" in ctype:
         return f"HTTP {response.status_code} and an HTML page (often a proxy or gateway error page)"
     try:
@@ -295,7 +295,7 @@ class TokenProvider:
                 hint="Entra ID may be unavailable; try again later and check its service health.",
             )
         return AuthenticationError(
-            f"Entra ID at {self.config.login_host} answered the token request with {answer} instead of a token.",
+            f"Entra ID at {self.config.login_host} answered the token request with {answer}, not a token.",
             hint="Check 'authority_url' and 'proxy'; a proxy or gateway may be answering in Entra ID's place.",
         )
 

@@ -391,6 +391,14 @@ class DefenderClient:
         code, message, target = _error_fields(response)
         detail = f" ({code}: {message.rstrip('.')})" if code and message else (f" ({code})" if code else "")
         common: dict[str, Any] = {"code": code, "correlation_id": target, "status": status}
+        if 300 <= status < 400:
+            where = " ".join(response.headers.get("Location", "").split())[:200] or "no location"
+            return ApiError(
+                f"Defender answered {resource} with a redirect (HTTP {status}) to {where}, which the connector "
+                "does not follow, so the access token stays with the configured API host.",
+                hint="Check 'api_base_url' and 'proxy'.",
+                status=status,
+            )
         if status == 404:
             return NotFoundError(f"{resource} was not found in Defender for Endpoint.",
                                  hint="Check the id; only alerts within the tenant's retention period can be queried.",

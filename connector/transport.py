@@ -7,6 +7,11 @@ and most callers do. On a corporate machine that silently swaps the trust
 store. :class:`PinnedSession` passes the configured trust store and proxy on
 every call, so the configuration always wins, and verification can never be
 turned off through it.
+
+It never follows a redirect either: requests would re-send a 307/308 POST,
+the token request with its client secret included, to wherever the Location
+header points, and a GET to another host. Neither Entra ID's token endpoint
+nor the API redirects; an answer that does is reported, not followed.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str | bool:
 class PinnedSession(requests.Session):
     """A ``requests.Session`` whose trust store, proxy and default timeout come
     from the configuration on every call, whatever the caller or environment
-    passes. ``verify=False`` is refused."""
+    passes. ``verify=False`` is refused, and redirects are never followed."""
 
     def __init__(self, verify: str | bool, proxy: str | None, timeout: float | tuple[float, float]) -> None:
         super().__init__()
@@ -80,6 +85,7 @@ class PinnedSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs["verify"] = self._pinned_verify
+        kwargs["allow_redirects"] = False
         if self._pinned_proxies:
             kwargs["proxies"] = self._pinned_proxies
         if kwargs.get("timeout") is None:
