@@ -33,18 +33,23 @@ log = logging.getLogger("connector.http")
 USER_AGENT = f"mde-connector/{__version__} (+Get Alert Related Files) python-requests/{requests.__version__}"
 
 
-def trust_store(ca_bundle: Path | None, state_dir: Path) -> str | bool:
-    """What to pass as ``verify``: True (system/certifi store) without a
+def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
+    """What to pass as ``verify``: the public CAs (certifi's bundle) without a
     ``ca_bundle``, else a bundle file holding the public CAs *plus* the extra CA.
+
+    Always a file path, never ``True``: with ``True`` requests would take
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the environment instead, so
+    that a variable, not the configuration, would decide whom to trust.
 
     ``ca_bundle`` is an *extra* trusted CA (a private endpoint, a TLS-inspecting
     proxy): the public CAs stay trusted so that the sign-in host keeps working.
-    The combined file is written once per content into ``state_dir``.
+    The combined file is written once per content into ``state_dir`` (0600).
     """
-    if ca_bundle is None:
-        return True
     import certifi
 
+    public = Path(certifi.where())
+    if ca_bundle is None:
+        return str(public)
     try:
         extra = ca_bundle.read_bytes()
     except OSError:
@@ -54,13 +59,23 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str | bool:
             f"Configuration key 'ca_bundle' names {ca_bundle}, which holds no PEM certificate.",
             hint="Give a PEM file with one or more '-----BEGIN CERTIFICATE-----' blocks.",
         )
-    public = Path(certifi.where())
+    try:
+        from cryptography import x509
+
+        x509.load_pem_x509_certificates(extra)
+    except ValueError:
+        raise ConfigError(
+            f"Configuration key 'ca_bundle' names {ca_bundle}, whose certificates cannot be read.",
+            hint="Give the CA certificate in PEM form, as exported by the CA or the proxy vendor.",
+        ) from None
     digest = hashlib.sha256(extra + str(public).encode() + str(public.stat().st_size).encode()).hexdigest()[:16]
     combined = state_dir / f"ca-bundle-{digest}.pem"
     if not combined.exists():
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = combined.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(public.read_bytes().rstrip(b"\n") + b"\n" + extra)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(public.read_bytes().rstrip(b"\n") + b"\n" + extra)
         os.replace(tmp, combined)
     return str(combined)
 
