@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -219,8 +220,12 @@ class TokenProvider:
 
     def _authority_error(self, exc: Exception) -> Exception:
         if isinstance(exc, requests.exceptions.SSLError):
+            from connector.transport import tls_reason
+
+            host = urlsplit(self.config.login_host).hostname or self.config.login_host
             return TLSError(
-                f"The TLS certificate of the sign-in authority {self.config.login_host} could not be verified.",
+                f"The TLS certificate of the sign-in authority {self.config.login_host} could not be verified: "
+                f"{tls_reason(exc, host)}.",
                 hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file.",
             )
         if isinstance(exc, requests.RequestException):

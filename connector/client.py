@@ -305,9 +305,13 @@ class DefenderClient:
                     settle = getattr(self.budget, "settle", None)
                     if settle is not None:
                         settle()
-            except requests.exceptions.SSLError:
+            except requests.exceptions.SSLError as exc:
+                from connector.transport import tls_reason
+
+                host = urlsplit(url)
                 raise TLSError(
-                    f"The TLS certificate of {urlsplit(url).netloc} could not be verified.",
+                    f"The TLS certificate of {host.netloc} could not be verified: "
+                    f"{tls_reason(exc, host.hostname or host.netloc)}.",
                     hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file; "
                     "verification cannot be turned off.",
                 ) from None

@@ -117,6 +117,22 @@ class PinnedSession(requests.Session):
         return response
 
 
+def tls_reason(exc: BaseException, host: str) -> str:
+    """Why a server certificate was refused, in words, from the TLS error."""
+    text = str(exc).lower()
+    if "mismatch" in text or "not valid for" in text or "doesn't match" in text:
+        return f"it is not issued for {host}"
+    if "has expired" in text:
+        return "it has expired"
+    if "not yet valid" in text:
+        return "it is not valid yet (check this machine's clock)"
+    if "local issuer" in text or "self-signed" in text or "self signed" in text or "unknown ca" in text:
+        return "it is not signed by a trusted CA"
+    if "certificate verify failed" in text:
+        return "it does not verify"
+    return "the TLS handshake failed"
+
+
 def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
