@@ -268,9 +268,12 @@ class DefenderClient:
             raise ApiError("Defender returned an @odata.nextLink that is not a URL.")
         parts = urlsplit(link)
         if (parts.scheme, parts.netloc.lower()) != self._api_origin:
+            # Name the link (without its query), on one line and short: it
+            # comes from the server and may be anything.
+            shown = "".join(c if c.isprintable() else "?" for c in link.split("?", 1)[0])[:160]
             raise ApiError(
-                f"Refused to follow @odata.nextLink to {parts.scheme}://{parts.netloc}: "
-                "it is not the configured API host, and following it would send the access token there.",
+                f"Refused to follow @odata.nextLink {shown}: it is not on the configured API host "
+                f"{self.config.api_base_url}, and following it would send the access token there.",
             )
         return link
 
