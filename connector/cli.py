@@ -51,7 +51,16 @@ def _setup_logging(verbose: bool) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one sentence and exit code 2."""
+    """argparse that reports usage errors as one sentence and exit code 2.
+
+    Every command and subcommand accepts ``--verbose`` (``main`` reads it from
+    argv before parsing); a command may still declare it with its own help.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("conflict_handler", "resolve")
+        super().__init__(*args, **kwargs)
+        self.add_argument("--verbose", "-v", action="store_true", help="log details (secrets redacted) to stderr")
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         raise ConfigError(f"{self.prog}: {message}.", hint=f"Run '{self.prog} --help' for usage.")
