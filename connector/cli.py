@@ -33,8 +33,15 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _RedactingFormatter(logging.Formatter):
+    """Log lines with secrets redacted; an exception attached to a record (msal
+    logs some with a traceback) is shown as one line, its type and message."""
+
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        exc = ei[1]
+        return f"  ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})" if exc is not None else ""
 
 
 def _setup_logging(verbose: bool) -> None:
