@@ -13,6 +13,7 @@ the clock stays injectable for tests.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -58,6 +59,9 @@ class RateBudget:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Create the file 0600 before SQLite does: its -wal and -shm files
+            # take the database file's mode, and SQLite's own default is 0644.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
