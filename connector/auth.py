@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 import requests
 
 from connector.config import Config, ensure_private_dir
-from connector.errors import AuthenticationError, ConfigError, NetworkError, TLSError, register_secret
+from connector.errors import (
+    AuthenticationError,
+    ConfigError,
+    NetworkError,
+    TLSError,
+    forget_secret,
+    register_secret,
+)
 
 log = logging.getLogger("connector.auth")
 # msal logs a token response it cannot parse, body included, with a traceback.
@@ -60,6 +67,21 @@ _AADSTS_HINTS = {
 _apps: dict[str, Any] = {}
 _apps_lock = threading.Lock()
 _last_response = threading.local()
+# Access tokens handed out in this process, newest last, redacted like the
+# configured secrets: an API or proxy that quotes a token back (an opaque one
+# is not shaped like a JWT) cannot surface it. Only the last few are kept.
+_recent_tokens: list[str] = []
+_TOKENS_KEPT = 8
+
+
+def _remember_token(token: str) -> None:
+    with _apps_lock:
+        if token in _recent_tokens:
+            return
+        register_secret(token)
+        _recent_tokens.append(token)
+        while len(_recent_tokens) > _TOKENS_KEPT:
+            forget_secret(_recent_tokens.pop(0))
 
 
 class _RecordingHttpClient:
@@ -290,7 +312,9 @@ class TokenProvider:
                     hint="Check 'authority_url'; a proxy or gateway may be answering in Entra ID's place.",
                 )
             raise self._entra_error(result or {})
-        return str(result["access_token"])
+        token = str(result["access_token"])
+        _remember_token(token)
+        return token
 
     def _unusable_answer(self, *, unavailable: bool) -> AuthenticationError:
         answer = _describe_answer(getattr(_last_response, "value", None))

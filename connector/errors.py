@@ -177,6 +177,11 @@ def register_secret(value: str | None) -> None:
         _registered_secrets.add(value)
 
 
+def forget_secret(value: str | None) -> None:
+    """Stop redacting ``value`` (a token that has been replaced)."""
+    _registered_secrets.discard(value or "")
+
+
 def redact(text: str) -> str:
     """Remove registered secrets and anything shaped like a token from text."""
     if not text:
