@@ -125,6 +125,12 @@ _live_bases: list[str] = []
 def _canonical(text: str) -> str:
     for base in _live_bases:
         text = text.replace(base, CANONICAL_BASE)
+    # A configured secret a server echoed back (in an error message, say) is
+    # scrubbed wherever it appears, not only in the fields known to hold one.
+    from connector.errors import _registered_secrets
+
+    for secret in _registered_secrets:
+        text = text.replace(secret, SCRUBBED)
     return text
 
 
