@@ -61,7 +61,9 @@ def run_action(name: str, params: dict[str, Any], context: ActionContext | None,
 
     started = time.time()
     action_name = name
-    validated: dict[str, Any] = dict(params)
+    # Parameters come from playbooks and callers too: anything but an object
+    # is refused by validate_params below, in one sentence.
+    validated: dict[str, Any] = dict(params) if isinstance(params, dict) else {}
     try:
         spec = load_manifest().action(name)
         action_name = spec.name
