@@ -42,8 +42,8 @@ class ConnectorError(Exception):
         correlation_id: str | None = None,
         status: int | None = None,
     ) -> None:
-        self.message = redact(message)
-        self.hint = redact(hint) if hint else None
+        self.message = _one_line(redact(message))
+        self.hint = _one_line(redact(hint)) if hint else None
         self.code = code
         self.correlation_id = correlation_id
         self.status = status
@@ -175,6 +175,15 @@ def register_secret(value: str | None) -> None:
     wherever it might surface (server echo, exception text, logs)."""
     if value and len(value) >= 4:
         _registered_secrets.add(value)
+
+
+def _one_line(text: str) -> str:
+    # A sentence quotes values a user or a server chose (a path, a link, an
+    # id): control characters are shown escaped, so it stays on one line and
+    # cannot move the cursor or fake another line.
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def forget_secret(value: str | None) -> None:
