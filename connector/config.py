@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 from connector.errors import ConfigError, register_secret
 
 ENV_PREFIX = "MDE_"
+_TENANT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 ENV_CONFIG_PATH = "MDE_CONFIG"
 
 
@@ -140,13 +143,31 @@ def read_sources(
 
 
 def _https_url(value: str, key: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0  # reading .port checks it
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme != "https" or not parts.hostname or not port_ok:
         raise ConfigError(
-            f"Configuration key '{key}' must be an https URL (got {value[:80]!r}).",
+            f"Configuration key '{key}' must be an https URL with a valid host and port (got {value[:80]!r}).",
             hint="TLS is required for both the API and the sign-in authority.",
         )
     return value.rstrip("/")
+
+
+def _state_dir(value: str) -> Path:
+    """The state directory, refused up front if a file stands in its way."""
+    path = Path(value).expanduser()
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"Configuration key 'state_dir' names {path}, but {existing} is a file, not a directory.",
+            hint="Set 'state_dir' to a directory the connector may create or write.",
+        )
+    return path
 
 
 def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
@@ -162,6 +183,11 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
     for key in manifest.secret_keys:
         if isinstance(values.get(key), str):
             register_secret(values[key])
+    for key, value in values.items():
+        # JSON files may say NaN or Infinity, and MDE_X=nan converts to one;
+        # JSON Schema's ranges do not catch them.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"Configuration key '{key}' must be a finite number (got {value}).")
     cfg = manifest.validate_configuration(dict(values))
 
     if cfg.get("client_secret") and cfg.get("certificate_path"):
@@ -194,6 +220,12 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
         api_default = cloud["api_base_url"]
 
     tenant = str(cfg["tenant_id"]).strip()
+    if not _TENANT.fullmatch(tenant):
+        # It becomes a path segment of the sign-in authority URL.
+        raise ConfigError(
+            f"Configuration key 'tenant_id' must be a tenant id (a GUID) or a verified domain such as "
+            f"contoso.onmicrosoft.com (got {tenant[:80]!r}).",
+        )
     api_base = _https_url(cfg.get("api_base_url") or api_default, "api_base_url")
     authority = _https_url(
         cfg.get("authority_url") or f"{cloud['login_host'].rstrip('/')}/{tenant}", "authority_url"
@@ -210,10 +242,17 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
         return file.resolve()
 
     proxy = cfg.get("proxy") or None
-    if proxy and urlsplit(proxy).scheme not in {"http", "https", "socks5", "socks5h"}:
-        raise ConfigError("Configuration key 'proxy' must be a URL such as http://proxy.example:3128.")
+    if proxy:
+        try:
+            proxy_parts = urlsplit(proxy)
+            proxy_ok = proxy_parts.scheme in {"http", "https", "socks5", "socks5h"} and bool(proxy_parts.hostname)
+            proxy_ok = proxy_ok and (proxy_parts.port is None or proxy_parts.port > 0)
+        except ValueError:
+            proxy_ok = False
+        if not proxy_ok:
+            raise ConfigError("Configuration key 'proxy' must be a URL such as http://proxy.example:3128.")
 
-    state_dir = Path(cfg.get("state_dir") or default_state_dir()).expanduser()
+    state_dir = _state_dir(str(cfg.get("state_dir") or default_state_dir()))
     return Config(
         tenant_id=tenant,
         client_id=str(cfg["client_id"]).strip(),
@@ -261,7 +300,13 @@ def ensure_private_dir(path: Path) -> Path:
     The state directory holds the token cache and the store; only the
     connector's user may read it.
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"The state directory {path} cannot be created ({exc.strerror or exc.__class__.__name__}).",
+            hint="Set 'state_dir' to a directory the connector may create or write.",
+        ) from None
     try:
         if path.stat().st_mode & 0o077:
             path.chmod(0o700)
