@@ -50,6 +50,8 @@ _KNOWN_LOGIN_HOSTS = {"login.microsoftonline.com", "login.microsoftonline.us", "
 # AADSTS code -> what to do about it. The codes are Entra ID's documented ones.
 _AADSTS_HINTS = {
     "7000215": "The client secret is wrong: use the secret's Value from the app registration, not its Secret ID.",
+    "700024": "The certificate's signed assertion is outside its valid time range: check that this machine's "
+    "clock is correct (it dates the assertion).",
     "7000222": "The client secret has expired: create a new one in the app registration.",
     "700016": "The client_id is not an application in this tenant: check client_id and tenant_id, "
     "and that an administrator consented to the app.",
