@@ -341,7 +341,9 @@ class TokenAuthority:
                     audience=audiences,
                     options={"require": ["exp", "aud", "iss", "sub"]},
                 )
-            except jwt.ExpiredSignatureError:
+            except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
+                # Entra ID's answer to an assertion from a clock that is
+                # behind (expired) or ahead (not valid yet).
                 raise TokenError(
                     401, "invalid_client", 700024,
                     "Client assertion is not within its valid time range.",
