@@ -16,7 +16,9 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -278,6 +280,27 @@ weird_strings = st.sampled_from([
 fuzz_values = weird_strings | json_values | st.sampled_from([float("nan"), float("inf"), -0.0, 10**30, True])
 
 
+@contextlib.contextmanager
+def _sandbox(tmp: Path) -> Iterator[None]:
+    """Relative paths, ``~`` and the default state directory all land under
+    ``tmp`` while a fuzzed configuration is used."""
+    saved = {k: os.environ.get(k) for k in ("HOME", "XDG_STATE_HOME")}
+    cwd = os.getcwd()
+    for sub in ("home", "xdg", "cwd"):
+        (tmp / sub).mkdir(exist_ok=True)
+    os.environ["HOME"], os.environ["XDG_STATE_HOME"] = str(tmp / "home"), str(tmp / "xdg")
+    os.chdir(tmp / "cwd")
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="module")
 def base_config(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     tmp = tmp_path_factory.mktemp("configs")
@@ -325,11 +348,12 @@ def test_every_malformed_configuration_is_named(base_config: tuple[dict[str, Any
     path = tmp / "mde.json"
     path.write_text(json.dumps(values), encoding="utf-8")
     try:
-        config = load_config(path, env=env)
-        # Usable as loaded: the session, trust store, budget and store open
-        # without touching the network.
-        DefenderClient.from_config(config)
-        Store.open(config.state_dir).close()
+        with _sandbox(tmp):
+            config = load_config(path, env=env)
+            # Usable as loaded: the session, trust store, budget and store
+            # open without touching the network.
+            DefenderClient.from_config(config)
+            Store.open(config.state_dir).close()
     except ConfigError as err:
         count("malformed configurations named")
         text = str(err)
