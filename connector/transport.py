@@ -59,6 +59,14 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
             f"Configuration key 'ca_bundle' names {ca_bundle}, which holds no PEM certificate.",
             hint="Give a PEM file with one or more '-----BEGIN CERTIFICATE-----' blocks.",
         )
+    # "parsed": only bundles written after the check below count (an older
+    # version wrote the same names without it).
+    digest = hashlib.sha256(b"parsed\0" + extra + str(public).encode() + str(public.stat().st_size).encode())
+    combined = state_dir / f"ca-bundle-{digest.hexdigest()[:16]}.pem"
+    if combined.exists():
+        # Written only after these very bytes parsed below: no need to import
+        # cryptography (~24 ms) to parse them again on every run.
+        return str(combined)
     try:
         from cryptography import x509
 
@@ -68,8 +76,6 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
             f"Configuration key 'ca_bundle' names {ca_bundle}, whose certificates cannot be read.",
             hint="Give the CA certificate in PEM form, as exported by the CA or the proxy vendor.",
         ) from None
-    digest = hashlib.sha256(extra + str(public).encode() + str(public.stat().st_size).encode()).hexdigest()[:16]
-    combined = state_dir / f"ca-bundle-{digest}.pem"
     if not combined.exists():
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = combined.with_suffix(f".{os.getpid()}.tmp")
