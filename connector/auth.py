@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from connector.cached_token import find_cached_token
 from connector.config import Config, ensure_private_dir
 from connector.errors import (
     AuthenticationError,
@@ -288,6 +289,9 @@ class TokenProvider:
     def token(self) -> str:
         """A valid access token for ``token_scope``. Raises AuthenticationError
         (with the AADSTS code, hint and correlation id), NetworkError or TLSError."""
+        cached = self._cached_token()
+        if cached is not None:
+            return cached
         app = self._application()
         scopes = [self.config.token_scope]
         with self._file_lock():
@@ -329,6 +333,18 @@ class TokenProvider:
             f"Entra ID at {self.config.login_host} answered the token request with {answer}, not a token.",
             hint="Check 'authority_url' and 'proxy'; a proxy or gateway may be answering in Entra ID's place.",
         )
+
+    def _cached_token(self) -> str | None:
+        """The token msal would serve from the persisted cache, read without
+        msal (:mod:`connector.cached_token`): a run that finds one neither
+        imports msal nor sends the OIDC discovery request that building msal's
+        application costs. None: ask msal, the cache's only writer."""
+        try:
+            text = self.cache_path.read_text(encoding="utf-8")  # replaced atomically: never half-written
+        except (OSError, UnicodeDecodeError):
+            return None
+        return find_cached_token(text, client_id=self.config.client_id, authority_url=self.config.authority_url,
+                                 scope=self.config.token_scope)
 
     def invalidate(self) -> None:
         """Forget cached tokens (after a 401) so the next call gets a new one."""

@@ -1,0 +1,203 @@
+"""Cached tokens are read without msal, exactly as msal would serve them.
+
+``connector.cached_token.find_cached_token`` reads msal's persisted cache;
+msal stays the only writer. These tests check its rules (match, five-minute
+margin, refresh_on), hold its answers to msal's own on the same caches, and
+check that a new process with a valid cached token neither imports msal nor
+sends anything to Entra ID.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.cached_token import EXPIRY_MARGIN_SECONDS, find_cached_token
+from tests.conftest import make_config
+
+CLIENT = "11111111-1111-1111-1111-111111111111"
+TENANT = "00000000-0000-0000-0000-000000000000"
+AUTHORITY = f"https://login.example.test:8443/{TENANT}"
+SCOPE = "https://api.securitycenter.microsoft.com/.default"
+NOW = 1_800_000_000.0
+
+
+def entry(secret: str, *, expires_in: float = 3600, **fields: Any) -> dict[str, Any]:
+    base = {
+        "credential_type": "AccessToken", "secret": secret, "home_account_id": None,
+        "environment": "login.example.test", "client_id": CLIENT, "target": SCOPE, "realm": TENANT,
+        "token_type": "Bearer", "cached_at": str(int(NOW)), "expires_on": str(int(NOW + expires_in)),
+        "extended_expires_on": str(int(NOW + expires_in)),
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def key(e: dict[str, Any]) -> str:
+    return "-".join(["", e["environment"], "AccessToken", e["client_id"], e["realm"], e["target"]]).lower()
+
+
+def cache(*entries: dict[str, Any], keys: list[str] | None = None) -> str:
+    names = keys or [key(e) + ("" if i == 0 else f"-{i}") for i, e in enumerate(entries)]
+    return json.dumps({"AccessToken": dict(zip(names, entries, strict=True)), "AppMetadata": {}})
+
+
+def find(text: str, **overrides: Any) -> str | None:
+    args = {"client_id": CLIENT, "authority_url": AUTHORITY, "scope": SCOPE, "now": NOW, **overrides}
+    return find_cached_token(text, **args)
+
+
+def test_a_valid_token_is_found() -> None:
+    assert find(cache(entry("abc"))) == "abc"
+
+
+@pytest.mark.parametrize(("expires_in", "found"), [
+    (EXPIRY_MARGIN_SECONDS + 1, True), (EXPIRY_MARGIN_SECONDS, True), (EXPIRY_MARGIN_SECONDS - 1, False),
+    (10, False), (-10, False),
+])
+def test_five_minutes_before_expiry_a_token_counts_as_expired(expires_in: float, found: bool) -> None:
+    assert (find(cache(entry("abc", expires_in=expires_in))) == "abc") is found
+
+
+def test_a_token_past_its_refresh_time_is_left_to_msal() -> None:
+    assert find(cache(entry("abc", refresh_on=str(int(NOW - 1))))) is None
+    assert find(cache(entry("abc", refresh_on=str(int(NOW + 60))))) == "abc"
+
+
+@pytest.mark.parametrize("change", [
+    {"client_id": "22222222-2222-2222-2222-222222222222"},
+    {"realm": "contoso.onmicrosoft.com"},
+    {"environment": "login.microsoftonline.com"},
+    {"target": "https://graph.microsoft.com/.default"},
+    {"home_account_id": "uid.utid"},
+    {"home_account_id": ...},  # absent: msal needs the key, null
+    {"ext_cache_key": "abc"},
+])
+def test_other_identities_scopes_and_kinds_do_not_match(change: dict[str, Any]) -> None:
+    e = entry("abc", **change)
+    assert find(cache(e, keys=["some-other-key"])) is None
+
+
+def test_a_wider_target_holding_the_scope_matches() -> None:
+    e = entry("abc", target=f"openid {SCOPE}")
+    assert find(cache(e, keys=["x"])) == "abc"
+
+
+def test_the_host_name_is_compared_in_lower_case_and_the_port_ignored() -> None:
+    assert find(cache(entry("abc")), authority_url=f"https://LOGIN.example.test/{TENANT}") == "abc"
+
+
+def test_the_entry_under_the_exact_key_comes_first() -> None:
+    wider = entry("wider", target=f"openid {SCOPE}")
+    exact = entry("exact")
+    assert find(cache(wider, exact, keys=["wider-key", key(exact)])) == "exact"
+
+
+def test_the_first_usable_entry_wins_and_expired_ones_are_skipped() -> None:
+    old = entry("old", expires_in=60, target=f"a {SCOPE}")
+    new = entry("new", target=f"b {SCOPE}")
+    assert find(cache(old, new, keys=["k1", "k2"])) == "new"
+
+
+@pytest.mark.parametrize("text", [
+    "", "not json", "[]", '{"AccessToken": []}', '{"AccessToken": {"k": 5}}',
+    json.dumps({"AccessToken": {"k": entry("abc", expires_on=...)}}),
+    json.dumps({"AccessToken": {"k": entry("abc", expires_on="soon")}}),
+    json.dumps({"AccessToken": {"k": entry("")}}),
+])
+def test_anything_unexpected_is_left_to_msal(text: str) -> None:
+    assert find(text) is None
+
+
+def test_an_authority_without_a_tenant_is_left_to_msal() -> None:
+    assert find(cache(entry("abc")), authority_url="https://login.example.test") is None
+
+
+# -- against msal itself ------------------------------------------------------------
+
+
+def _msal_app(sim: Any) -> Any:
+    import msal
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace verify
+    session.verify = str(sim.ca_bundle)
+    return msal.ConfidentialClientApplication(
+        sim.client_id, client_credential=sim.client_secret, authority=sim.authority_url,
+        instance_discovery=False, http_client=session, token_cache=msal.SerializableTokenCache())
+
+
+def test_answers_match_msal_on_the_same_caches(simulator: Any) -> None:
+    """For caches built from a real msal entry, find_cached_token returns a
+    token exactly when msal serves that token from its cache."""
+    app = _msal_app(simulator)
+    first = app.acquire_token_for_client([simulator.token_scope])
+    real = json.loads(app.token_cache.serialize())
+    (real_key, real_entry), = real["AccessToken"].items()
+    now = time.time()
+    variants: list[tuple[str, dict[str, Any]]] = [
+        ("as msal wrote it", {}),
+        ("expires in 299 s", {"expires_on": str(int(now + 299)), "secret": "near-expiry"}),
+        ("expires in 400 s", {"expires_on": str(int(now + 400)), "secret": "still-good"}),
+        ("past refresh_on", {"refresh_on": str(int(now - 5)), "secret": "aging"}),
+        ("other client", {"client_id": "x", "secret": "other-client"}),
+        ("other realm", {"realm": "other-tenant", "secret": "other-realm"}),
+        ("wider target", {"target": f"openid {real_entry['target']}", "secret": "wider"}),
+    ]
+    for label, change in variants:
+        state = json.loads(json.dumps(real))
+        state["AccessToken"] = {real_key + ("-v" if "target" in change else ""): {**real_entry, **change}}
+        text = json.dumps(state)
+        app.token_cache.deserialize(text)
+        result = app.acquire_token_for_client([simulator.token_scope])
+        from_cache = result["access_token"] if result.get("token_source") == "cache" else None
+        ours = find_cached_token(text, client_id=simulator.client_id, authority_url=simulator.authority_url,
+                                 scope=simulator.token_scope)
+        assert ours == from_cache, label
+    assert first["token_source"] == "identity_provider"
+
+
+def test_a_new_process_uses_the_cached_token_without_msal(simulator: Any, tmp_path: Path) -> None:
+    from connector.auth import TokenProvider
+    from connector.transport import build_session
+
+    config = make_config(simulator.connector_config(), tmp_path / "state")
+    token = TokenProvider(config, build_session(config)).token()  # msal fetches and persists it
+    config_file = tmp_path / "mde.json"
+    config_file.write_text(json.dumps({**simulator.connector_config(), "state_dir": str(tmp_path / "state")}))
+    code = (
+        "import sys\n"
+        "from connector.config import load_config\n"
+        "from connector.auth import TokenProvider\n"
+        "from connector.transport import build_session\n"
+        f"config = load_config({str(config_file)!r})\n"
+        "print(TokenProvider(config, build_session(config)).token())\n"
+        "print('msal' in sys.modules)\n"
+    )
+    before_tokens, before_requests = simulator.token_requests, len(simulator.requests)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    served, msal_loaded = proc.stdout.split()
+    assert served == token and msal_loaded == "False"
+    assert simulator.token_requests == before_tokens
+    assert len(simulator.requests) == before_requests  # no OIDC discovery either
+
+
+def test_after_a_401_the_cached_token_is_not_served_again(simulator: Any, tmp_path: Path) -> None:
+    from connector.auth import TokenProvider
+    from connector.transport import build_session
+
+    config = make_config(simulator.connector_config(), tmp_path / "state")
+    provider = TokenProvider(config, build_session(config))
+    first = provider.token()
+    assert provider.token() == first
+    provider.invalidate()
+    second = provider.token()
+    assert second != first and provider.token_requests == 2
