@@ -13,6 +13,7 @@ the clock stays injectable for tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -61,7 +62,13 @@ class RateBudget:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Create the file 0600 before SQLite does: its -wal and -shm files
             # take the database file's mode, and SQLite's own default is 0644.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            # Only when it is missing: closing any descriptor of a database
+            # file drops every POSIX lock this process holds on it (SQLite's
+            # documented pitfall), so an open/close beside live connections
+            # of other threads lets other processes corrupt it.
+            if not self.path.exists():
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
