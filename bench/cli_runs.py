@@ -1,0 +1,190 @@
+"""One CLI run end to end, token requests across runs, and import time.
+
+- ``mde-connector run get_alert_related_files`` (as ``python -m connector``)
+  with a warm token cache, against ``bench/baseline_get.py`` (python start,
+  import requests, one GET, print the JSON), interleaved. The baseline
+  verifies TLS against the same trust as the connector: the public CAs
+  (certifi's bundle, what requests trusts by default against the real API)
+  plus the simulator's CA. Loading ~120 public CAs costs ~15 ms per process,
+  so a second baseline trusting the simulator's CA alone is reported too;
+- 50 sequential CLI runs from an empty state directory: how many token
+  requests (and other sign-in requests) reached Entra ID;
+- ``python -X importtime``: the import time of ``connector.cli`` and of all
+  the modules one ``run`` imports.
+
+The configuration sets ``rate_time_scale`` so that the rate budget (100
+calls a minute) never makes these back-to-back runs wait, as a user's
+occasional runs never wait: every run still pays for the budget's SQLite
+transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BENCH,
+    REPO,
+    SimProcess,
+    cached_access_token,
+    log,
+    percentile,
+    ratio,
+    subprocess_env,
+    summary_ms,
+    write_config,
+)
+from bench.inproc import UNBOUND_SCALE, config_values
+
+ACTION = "get_alert_related_files"
+
+
+def _env() -> dict[str, str]:
+    return subprocess_env()
+
+
+def _cli(config: Path, alert_id: str, *extra: str) -> list[str]:
+    return [sys.executable, *extra, "-m", "connector", "run", ACTION, "--param", f"alert_id={alert_id}",
+            "--config", str(config), "--output", "json"]
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[int, subprocess.CompletedProcess[bytes]]:
+    t0 = time.perf_counter_ns()
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, check=False)
+    elapsed = time.perf_counter_ns() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])}... exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return elapsed, proc
+
+
+def end_to_end(sim: SimProcess, pairs: int, warmup: int) -> dict[str, Any]:
+    alert_id = sim.add_alerts(1)[0]
+    env = _env()
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        state = Path(tmp) / "state"
+        config = write_config(Path(tmp) / "mde.json", config_values(sim.config, state, UNBOUND_SCALE))
+        cli = _cli(config, alert_id)
+        _timed(cli, env)  # token, store, pycache: the cache is warm from here on
+        base_env = {**env, "BENCH_TOKEN": cached_access_token(state)}
+        url = f"{sim.base_url}/api/alerts/{alert_id}/files"
+        import certifi
+
+        same_trust = Path(tmp) / "public-and-simulator-ca.pem"
+        same_trust.write_bytes(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n"
+                               + Path(sim.ca_bundle).read_bytes())
+        base = [sys.executable, str(BENCH / "baseline_get.py"), url, str(same_trust)]
+        narrow = [sys.executable, str(BENCH / "baseline_get.py"), url, sim.ca_bundle]
+        for _ in range(warmup):
+            _timed(cli, env)
+            _timed(base, base_env)
+            _timed(narrow, base_env)
+        sim.reset_log()
+        log(f"cli: {pairs} interleaved rounds of CLI run / baseline script / baseline with one CA")
+        cli_ns: list[int] = []
+        base_ns: list[int] = []
+        narrow_ns: list[int] = []
+        for i in range(pairs):
+            order = [(cli, env, cli_ns), (base, base_env, base_ns), (narrow, base_env, narrow_ns)]
+            for cmd, e, out in order[i % 3:] + order[:i % 3]:
+                elapsed, _ = _timed(cmd, e)
+                out.append(elapsed)
+        log_entries = sim.requests()
+    sign_in = [r for r in log_entries if not r["path"].startswith("/api/")]
+    api = [r for r in log_entries if r["path"].startswith("/api/")]
+    c, b, n = summary_ms(cli_ns), summary_ms(base_ns), summary_ms(narrow_ns)
+    return {
+        "pairs": pairs,
+        "cli": c,
+        "baseline_script": b,
+        "baseline_script_simulator_ca_only": n,
+        "ratio_p50": ratio(c["p50_ms"], b["p50_ms"]),
+        "ratio_p90": ratio(c["p90_ms"], b["p90_ms"]),
+        "ratio_p50_vs_simulator_ca_only": ratio(c["p50_ms"], n["p50_ms"]),
+        "api_requests_per_run": round((len(api) - 2 * pairs) / pairs, 3),  # each baseline makes one too
+        "sign_in_requests_per_cli_run": round(len(sign_in) / pairs, 3),
+    }
+
+
+def token_requests(sim: SimProcess, runs: int) -> dict[str, Any]:
+    alert_id = sim.add_alerts(1)[0]
+    env = _env()
+    with tempfile.TemporaryDirectory(prefix="bench-tokens-") as tmp:
+        state = Path(tmp) / "state"
+        config = write_config(Path(tmp) / "mde.json", config_values(sim.config, state, UNBOUND_SCALE))
+        sim.reset_log()
+        log(f"tokens: {runs} sequential CLI runs from an empty state directory")
+        elapsed: list[int] = []
+        for _ in range(runs):
+            ns, _ = _timed(_cli(config, alert_id), env)
+            elapsed.append(ns)
+        tokens = sim.token_requests()
+        entries = sim.requests()
+    sign_in = [r for r in entries if not r["path"].startswith("/api/")]
+    return {
+        "runs": runs,
+        "token_requests": tokens,
+        "naive_token_requests": runs,
+        "other_sign_in_requests": len(sign_in) - tokens,
+        "api_requests": len(entries) - len(sign_in),
+        "first_run_ms": round(elapsed[0] / 1e6, 1),
+        "later_runs": summary_ms(elapsed[1:]),
+    }
+
+
+_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
+# Imported by the interpreter itself before any user code runs.
+_STARTUP = {"site", "encodings", "_frozen_importlib_external", "io", "abc", "codecs", "zipimport",
+            "_signal", "_abc", "time", "marshal", "posix", "_io", "_codecs", "winreg"}
+
+
+def _importtime(cmd: list[str], env: dict[str, str]) -> dict[str, int]:
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    tops: dict[str, int] = {}
+    for line in proc.stderr.splitlines():
+        match = _LINE.match(line)
+        if match and not match.group(3):
+            tops[match.group(4)] = tops.get(match.group(4), 0) + int(match.group(2))
+    return tops
+
+
+def import_time(sim: SimProcess, repeats: int) -> dict[str, Any]:
+    """Import time from ``-X importtime`` (it inflates absolute numbers
+    somewhat; compare them with each other), median of ``repeats``."""
+    alert_id = sim.add_alerts(1)[0]
+    env = _env()
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        state = Path(tmp) / "state"
+        config = write_config(Path(tmp) / "mde.json", config_values(sim.config, state, UNBOUND_SCALE))
+        _timed(_cli(config, alert_id), env)
+        cli_only: list[float] = []
+        run_total: list[float] = []
+        per_package: dict[str, list[float]] = {}
+        requests_only: list[float] = []
+        for _ in range(repeats):
+            tops = _importtime([sys.executable, "-X", "importtime", "-c", "import connector.cli"], env)
+            cli_only.append(tops.get("connector.cli", 0) / 1000)
+            tops = _importtime([sys.executable, "-X", "importtime", "-c", "import requests"], env)
+            requests_only.append(tops.get("requests", 0) / 1000)
+            tops = _importtime(_cli(config, alert_id, "-X", "importtime"), env)
+            user = {k: v for k, v in tops.items() if k not in _STARTUP}
+            run_total.append(sum(user.values()) / 1000)
+            packages: dict[str, int] = {}
+            for name, us in user.items():
+                top = name.split(".")[0] if not name.startswith("connector") else ".".join(name.split(".")[:2])
+                packages[top] = packages.get(top, 0) + us
+            for name, us in packages.items():
+                per_package.setdefault(name, []).append(us / 1000)
+    heaviest = sorted(((percentile(v, 50), k) for k, v in per_package.items()), reverse=True)[:12]
+    return {
+        "repeats": repeats,
+        "import_connector_cli_ms": round(percentile(cli_only, 50), 1),
+        "imports_of_one_run_ms": round(percentile(run_total, 50), 1),
+        "import_requests_alone_ms": round(percentile(requests_only, 50), 1),
+        "heaviest_in_a_run_ms": {k: round(v, 1) for v, k in heaviest},
+    }

@@ -1,0 +1,144 @@
+"""The figures (measured, baseline, ratio, target, met?) and their markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fig(name: str, value: Any, unit: str, baseline: Any, ratio: Any, target: str, met: bool | None,
+         note: str = "") -> dict[str, Any]:
+    return {"figure": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio,
+            "target": target, "met": met, "note": note}
+
+
+def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if "latency" in r:
+        lat = r["latency"]
+        out.append(_fig("warm in-process action latency, p50 (1-file alert, store write included)",
+                        lat["action"]["p50_ms"], "ms", f"{lat['baseline']['p50_ms']} ms bare requests GET",
+                        lat["overhead_ratio_p50"], "ratio <= 1.3", lat["overhead_ratio_p50"] <= 1.3))
+        out.append(_fig("warm in-process action latency, p99", lat["action"]["p99_ms"], "ms",
+                        f"{lat['baseline']['p99_ms']} ms bare requests GET", lat["overhead_ratio_p99"],
+                        "(reported)", None))
+    if "cli" in r:
+        cli = r["cli"]
+        out.append(_fig("one CLI run end to end, cached token, p50", cli["cli"]["p50_ms"], "ms",
+                        f"{cli['baseline_script']['p50_ms']} ms minimal requests script", cli["ratio_p50"],
+                        "ratio <= 1.5", cli["ratio_p50"] <= 1.5,
+                        f"sign-in requests per run: {cli['sign_in_requests_per_cli_run']}"))
+        narrow = cli["baseline_script_simulator_ca_only"]["p50_ms"]
+        out.append(_fig("one CLI run, p50, against a script trusting the simulator's CA alone", cli["cli"]["p50_ms"],
+                        "ms", f"{narrow} ms minimal script, 1 CA instead of ~120",
+                        cli["ratio_p50_vs_simulator_ca_only"], "(reported)", None))
+    if "imports" in r:
+        imp = r["imports"]
+        out.append(_fig("import time of connector.cli (-X importtime)", imp["import_connector_cli_ms"], "ms",
+                        None, None, "(reported)", None))
+        out.append(_fig("import time of everything one run imports (-X importtime)",
+                        imp["imports_of_one_run_ms"], "ms", f"{imp['import_requests_alone_ms']} ms requests alone",
+                        round(imp["imports_of_one_run_ms"] / imp["import_requests_alone_ms"], 3)
+                        if imp["import_requests_alone_ms"] else None, "(reported)", None))
+    if "tokens" in r:
+        tok = r["tokens"]
+        out.append(_fig(f"token requests for {tok['runs']} sequential CLI runs", tok["token_requests"], "requests",
+                        f"{tok['naive_token_requests']} (one per run, naive)",
+                        round(tok["token_requests"] / tok["naive_token_requests"], 3), "exactly 1",
+                        tok["token_requests"] == 1, f"other sign-in requests: {tok['other_sign_in_requests']}"))
+    if "large" in r:
+        lg = r["large"]
+        out.append(_fig("10,000-file alert: mapping alone", lg["mapping_files_per_s"], "files/s", None, None,
+                        ">= 50,000 files/s", lg["mapping_files_per_s"] >= 50_000,
+                        f"p50 {lg['mapping']['p50_ms']} ms"))
+        whole = lg["action_first_run"]["p50_ms"]
+        out.append(_fig("10,000-file alert: whole action (first run, fresh store), p50", whole, "ms", None, None,
+                        "< 2,000 ms", whole < 2000,
+                        f"max {lg['action_first_run']['max_ms']} ms; re-run unchanged p50 "
+                        f"{lg['action_rerun_unchanged']['p50_ms']} ms"))
+        growth = lg["rss"]["rss_growth_mb"]
+        out.append(_fig("10,000-file alert: peak RSS growth of one action", growth, "MB", None, None, "< 100 MB",
+                        growth < 100, f"peak {lg['rss']['rss_peak_mb']} MB"))
+    if "drain" in r:
+        dr = r["drain"]
+        ok = dr["ratio_to_limit"] >= 0.95 and dr["responses_429"] == 0
+        out.append(_fig(f"backlog drain of {dr['alerts']} alerts (time scale {dr['time_scale']:g})",
+                        dr["achieved_calls_per_s"], "calls/s", f"{dr['limit_calls_per_s']} calls/s limit",
+                        dr["ratio_to_limit"], ">= 0.95 of the limit, zero 429", ok,
+                        f"429s: {dr['responses_429']}; wall {dr['wall_s']} s"))
+    if "shared" in r:
+        sh = r["shared"]
+        ok = 0.9 <= sh["ratio_to_limit"] <= 1.0 and sh["responses_429"] == 0
+        out.append(_fig(f"{sh['processes']} processes sharing the budget: sum of rates",
+                        sh["sum_calls_per_s"], "calls/s", f"{sh['limit_calls_per_s']} calls/s limit",
+                        sh["ratio_to_limit"], "0.9 <= ratio <= 1, zero 429", ok,
+                        f"429s: {sh['responses_429']}; per process "
+                        + ", ".join(str(p["calls_per_s"]) for p in sh["per_process"])))
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    lines = [
+        "# mde-connector benchmark results",
+        "",
+        f"`{doc['command']}` — {doc['started_at']}, {doc['duration_s']} s; "
+        f"{m.get('cpu_count')} CPUs ({m.get('cpu_model', m.get('machine'))}), Python {m.get('python')}, "
+        f"requests {m.get('requests')}, msal {m.get('msal')}, SQLite {m.get('sqlite')}; "
+        f"git {doc['git']['head']}{' + local changes' if doc['git']['connector_modified'] else ''}.",
+        "",
+        "Every ratio is against a baseline measured in the same run on the same machine "
+        "(see [NOTES.md](NOTES.md) for how each figure is measured and what moved it).",
+        "",
+        "| figure | measured | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in doc["figures"]:
+        value = f"{_cell(f['value'])} {f['unit']}"
+        if f["note"]:
+            value += f" ({f['note']})"
+        lines.append(f"| {f['figure']} | {value} | {_cell(f['baseline'])} | {_cell(f['ratio'])} | "
+                     f"{f['target']} | {_cell(f['met'])} |")
+    for name, error in (doc.get("errors") or {}).items():
+        lines.append(f"| {name}: FAILED ({_cell(error)}) | - | - | - | - | **no** |")
+    r = doc["results"]
+    if "latency" in r:
+        lat = r["latency"]
+        lines += ["", "## Latency detail (ms)", "",
+                  "| | p50 | p90 | p99 | min | max | n |", "|---|---|---|---|---|---|---|"]
+        for label, s in (("bare requests GET", lat["baseline"]), ("run_action", lat["action"])):
+            lines.append(f"| {label} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | {s['min_ms']} | "
+                         f"{s['max_ms']} | {s['n']} |")
+    if "cli" in r:
+        cli = r["cli"]
+        lines += ["", "## CLI detail (ms, wall clock of the whole process)", "",
+                  "| | p50 | p90 | p99 | min | max | n |", "|---|---|---|---|---|---|---|"]
+        for label, s in (("minimal requests script (public CAs + simulator CA)", cli["baseline_script"]),
+                         ("minimal requests script (simulator CA only)", cli["baseline_script_simulator_ca_only"]),
+                         ("mde-connector run", cli["cli"])):
+            lines.append(f"| {label} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | {s['min_ms']} | "
+                         f"{s['max_ms']} | {s['n']} |")
+    if "imports" in r:
+        imp = r["imports"]
+        lines += ["", "## Heaviest imports of one CLI run (ms, -X importtime, median)", "",
+                  "| module | ms |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in imp["heaviest_in_a_run_ms"].items()]
+    if "large" in r:
+        lg = r["large"]
+        lines += ["", "## 10,000-file alert: where the whole action goes (ms, p50)", "",
+                  "| piece | p50 | max |", "|---|---|---|"]
+        for label, s in lg["pieces"].items():
+            lines.append(f"| {label.replace('_', ' ')} | {s['p50_ms']} | {s['max_ms']} |")
+    lines.append("")
+    return "\n".join(lines)
