@@ -39,6 +39,17 @@ def sim(rsim: Any) -> Iterator[Any]:
     auth._apps.clear()
 
 
+@pytest.fixture
+def own_sim(fresh_simulator: Any) -> Any:
+    """A simulator of this test alone, for responses that are still being
+    delayed when the client gives up: stopping it at teardown ends them, so
+    their late request records never show up in another test's log."""
+    from connector import auth
+
+    auth._apps.clear()
+    return fresh_simulator(rate_per_minute=1_000_000, rate_per_hour=10_000_000)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if STATS:
         parts = ", ".join(f"{name} {n}" for name, n in sorted(STATS.items()))

@@ -131,8 +131,10 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
-def test_fault_ends_in_success_or_the_right_error_within_budget(sim: Any, tmp_path: Any, fault: Fault) -> None:
+def test_fault_ends_in_success_or_the_right_error_within_budget(request: Any, tmp_path: Any, fault: Fault) -> None:
     count("faults")
+    slow = fault.response is not None and fault.response.delay > 0
+    sim = request.getfixturevalue("own_sim" if slow else "sim")
     sim.script(*fault.scripts())
     settings = {**SETTINGS, **fault.config}
     config = make_config(sim, tmp_path / "state", **settings)
@@ -235,11 +237,12 @@ def test_entra_unreachable_is_a_network_error_naming_the_authority(sim: Any, tmp
     assert_all_or_nothing(context.store, EXAMPLE, result)
 
 
-def test_a_slow_retry_is_cut_to_the_remaining_budget(sim: Any, tmp_path: Any) -> None:
+def test_a_slow_retry_is_cut_to_the_remaining_budget(own_sim: Any, tmp_path: Any) -> None:
     # Every answer takes longer than timeout_seconds (2 s). The first attempt
     # uses its full timeout; the retry only gets what is left of the 3 s
     # budget, so the action ends at the budget, not a whole timeout later.
     count("faults")
+    sim = own_sim
     sim.script(api(200, action="respond", delay=3.0, times=ALWAYS))
     config = make_config(sim, tmp_path / "state", **{**SETTINGS, "timeout_seconds": 2.0,
                                                       "retry_budget_seconds": 3.0})

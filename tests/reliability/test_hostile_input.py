@@ -80,10 +80,28 @@ alert_ids = (
 
 
 @pytest.fixture(scope="module")
-def ids_config(rsim: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """This module's own simulator: no request another test left in flight
+    can show up in its log."""
+    from connector.simulator import Simulator, SimulatorOptions
+
+    options = SimulatorOptions(rate_per_minute=1_000_000, rate_per_hour=10_000_000)
+    with Simulator(tmp_path_factory.mktemp("hsim"), options) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sim(hsim: Any) -> Any:
+    hsim.clear_script()
+    hsim.reset_log()
+    return hsim
+
+
+@pytest.fixture(scope="module")
+def ids_config(hsim: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The connector's own budget on a fast clock: hundreds of calls, no waiting.
     tmp = tmp_path_factory.mktemp("ids")
-    return Path(rsim.write_config(tmp / "mde.json", state_dir=str(tmp / "state"), rate_time_scale=0.0001))
+    return Path(hsim.write_config(tmp / "mde.json", state_dir=str(tmp / "state"), rate_time_scale=0.0001))
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -225,11 +243,11 @@ def _could_come_from(value: Any, source_values: list[Any], value_type: str) -> b
 
 
 @pytest.fixture(scope="module")
-def responses_config(rsim: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def responses_config(hsim: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("responses")
     auth._apps.clear()
     # No retries: each generated body is the final answer.
-    return make_config(rsim, tmp / "state", max_retries=0, rate_time_scale=0.0001)
+    return make_config(hsim, tmp / "state", max_retries=0, rate_time_scale=0.0001)
 
 
 @budget("responses")
@@ -283,8 +301,12 @@ fuzz_values = weird_strings | json_values | st.sampled_from([float("nan"), float
 @contextlib.contextmanager
 def _sandbox(tmp: Path) -> Iterator[None]:
     """Relative paths, ``~`` and the default state directory all land under
-    ``tmp`` while a fuzzed configuration is used."""
+    ``tmp`` while a fuzzed configuration is used, and the secrets it
+    registers for redaction are forgotten afterwards."""
+    from connector import errors
+
     saved = {k: os.environ.get(k) for k in ("HOME", "XDG_STATE_HOME")}
+    secrets = set(errors._registered_secrets)  # a fuzzed "secret" such as "https://" must not outlive it
     cwd = os.getcwd()
     for sub in ("home", "xdg", "cwd"):
         (tmp / sub).mkdir(exist_ok=True)
@@ -294,6 +316,7 @@ def _sandbox(tmp: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(cwd)
+        errors._registered_secrets.intersection_update(secrets)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
