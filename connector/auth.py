@@ -291,6 +291,7 @@ class TokenProvider:
         (with the AADSTS code, hint and correlation id), NetworkError or TLSError."""
         cached = self._cached_token()
         if cached is not None:
+            _remember_token(cached)  # redacted like one from msal
             return cached
         app = self._application()
         scopes = [self.config.token_scope]
