@@ -13,8 +13,6 @@ the clock stays injectable for tests.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -22,9 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connector.errors import RateLimitedError
+from connector.sqlite_db import open_database
 
 Clock = Callable[[], float]
 Sleeper = Callable[[float], None]
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS calls (t REAL NOT NULL)")
+    conn.execute("CREATE INDEX IF NOT EXISTS calls_t ON calls (t)")
 
 
 class RateBudget:
@@ -60,20 +64,7 @@ class RateBudget:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Create the file 0600 before SQLite does: its -wal and -shm files
-            # take the database file's mode, and SQLite's own default is 0644.
-            # Only when it is missing: closing any descriptor of a database
-            # file drops every POSIX lock this process holds on it (SQLite's
-            # documented pitfall), so an open/close beside live connections
-            # of other threads lets other processes corrupt it.
-            if not self.path.exists():
-                with contextlib.suppress(FileExistsError):
-                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS calls (t REAL NOT NULL)")
-            conn.execute("CREATE INDEX IF NOT EXISTS calls_t ON calls (t)")
+            conn = open_database(self.path, timeout=30, setup=_create_schema)
             self._local.conn = conn
             try:
                 self.path.chmod(0o600)

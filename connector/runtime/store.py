@@ -22,6 +22,7 @@ from typing import Any
 
 from connector.config import ensure_private_dir
 from connector.errors import StoreError
+from connector.sqlite_db import open_database
 
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -115,10 +116,7 @@ class Store:
         self.path = path
         self._local = threading.local()
         ensure_private_dir(path.parent)
-        if not path.exists():
-            # Create the file 0600 before SQLite does (it would use the umask).
-            path.touch(mode=0o600)
-        self._connect().executescript(_SCHEMA)
+        self._connect()
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:
@@ -129,12 +127,9 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=True)
+                conn = open_database(self.path, timeout=60, setup=lambda c: c.executescript(_SCHEMA))
                 conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA busy_timeout=60000")
             except sqlite3.Error as exc:
                 raise StoreError(f"The store {self.path} cannot be opened ({exc}).") from None
             self._local.conn = conn

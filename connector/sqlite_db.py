@@ -1,0 +1,47 @@
+"""Opening the SQLite files that several processes share (store, rate budget).
+
+One place for what both need: the file created 0600 before SQLite creates it
+(its -wal and -shm files take the database file's mode), WAL journaling, and a
+retry around the first statements. Switching a new database to WAL needs a
+moment of exclusive access, and when several processes open it at the same
+instant SQLite can answer "database is locked" straight away, without waiting
+for its busy timeout; a retry within the same timeout keeps that from
+reaching a user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def open_database(path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], None] | None = None,
+                  ) -> sqlite3.Connection:
+    """A connection (autocommit, WAL, busy timeout) to ``path``; ``setup``
+    (schema creation) runs once it is in WAL mode. Raises sqlite3.Error when
+    the database stays locked past ``timeout`` seconds."""
+    if not path.exists():
+        # Only when missing: closing any descriptor of a live database drops
+        # this process's POSIX locks on it (SQLite's documented pitfall).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            if setup is not None:
+                setup(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(0.005 + random.random() * 0.02)  # noqa: S311 - jitter, not security
