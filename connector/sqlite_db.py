@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def open_database(path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], None] | None = None,
+def open_database(path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], object] | None = None,
                   ) -> sqlite3.Connection:
     """A connection (autocommit, WAL, busy timeout) to ``path``; ``setup``
     (schema creation) runs once it is in WAL mode. Raises sqlite3.Error when
