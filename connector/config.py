@@ -158,6 +158,8 @@ def _https_url(value: str, key: str) -> str:
 
 def _state_dir(value: str) -> Path:
     """The state directory, refused up front if a file stands in its way."""
+    if "\x00" in value:
+        raise ConfigError("Configuration key 'state_dir' must be a directory path without NUL characters.")
     path = Path(value).expanduser()
     existing = path
     while not existing.exists() and existing.parent != existing:
