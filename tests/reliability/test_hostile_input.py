@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connector import auth
@@ -347,6 +347,7 @@ mutations = st.one_of(
 
 @budget("configs")
 @given(mutation=mutations)
+@example(mutation=("set", "state_dir", "\x00"))  # found by this test: a NUL once escaped as a ValueError
 def test_every_malformed_configuration_is_named(base_config: tuple[dict[str, Any], Path],
                                                 mutation: tuple[str, str, Any]) -> None:
     from connector.client import DefenderClient
