@@ -250,7 +250,7 @@ def test_a_slow_retry_is_cut_to_the_remaining_budget(own_sim: Any, tmp_path: Any
     result, _ = run_files(config, vt=vt)
     assert result.error["kind"] == "network" and "timed out" in result.message
     assert len(vt.waits) >= 1
-    assert vt.elapsed <= 3.0 + 0.4, (vt.elapsed, vt.waits)
+    assert vt.elapsed <= 3.0 + 0.75, (vt.elapsed, vt.waits)  # without the cut: 2 + ~0.4 + 2
 
 
 def test_a_token_that_expired_between_calls_is_replaced_once(sim: Any, tmp_path: Any) -> None:
