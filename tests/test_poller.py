@@ -178,3 +178,33 @@ def test_an_alert_that_shows_up_late_behind_the_watermark_is_taken(fresh_simulat
     # The overlap is configurable; a wider one reaches the older late alert.
     wide = make_poller(config, playbooks=[], overlap=timedelta(hours=1))
     assert wide.poll_once().processed == [too_late["id"]]
+
+
+def test_a_triggered_run_that_failed_is_retried_on_later_polls_up_to_a_cap(fresh_simulator, tmp_path) -> None:
+    from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+
+    sim = fresh_simulator()
+    config = make_config(sim.connector_config(max_retries=0), tmp_path / "state")
+    poller = make_poller(config, max_attempts=3)
+    poller.poll_once(since=parse_since("1s"))
+    alert = sim.add_alert(files=[EXAMPLE_FILE])
+    run_id = f"triage_new_alert:{alert['id']}"
+    # The files call fails (a transient 503) on the first attempt.
+    sim.script(ScriptedResponse(503, path_contains=f"/api/alerts/{alert['id']}/files"))
+    first = poller.poll_once()
+    assert first.processed == [alert["id"]]
+    assert [r["status"] for r in first.playbook_runs] == ["failed"]
+    # The next poll retries it (nothing new to fetch) and it succeeds.
+    second = poller.poll_once()
+    assert second.processed == [] and [r["id"] for r in second.playbook_runs] == [run_id]
+    assert poller.store.playbook_run(run_id)["status"] == "success"
+    assert len(poller.store.artifacts(alert["id"])) == 1
+
+    # A run that keeps failing stops after max_attempts.
+    broken = sim.add_alert(files=[EXAMPLE_FILE])
+    sim.script(ScriptedResponse(503, path_contains=f"/api/alerts/{broken['id']}/files", times=10))
+    attempts = [len(poller.poll_once().playbook_runs) for _ in range(4)]
+    assert attempts == [1, 1, 1, 0]
+    row = poller.store.playbook_run(f"triage_new_alert:{broken['id']}")
+    assert row["status"] == "failed" and row["attempts"] == 3
+    sim.clear_script()

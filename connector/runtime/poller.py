@@ -134,6 +134,7 @@ class Poller:
         overlap: timedelta = timedelta(minutes=10),
         page_size: int = 1000,
         workers: int = 2,
+        max_attempts: int = 3,
         on_alert: Callable[[dict[str, Any], PollStats], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
@@ -148,6 +149,7 @@ class Poller:
         self.overlap = overlap
         self.page_size = max(1, min(10_000, page_size))
         self.workers = max(1, workers)
+        self.max_attempts = max(1, max_attempts)
         self.on_alert = on_alert
         self.now = now
         self.stop_event = threading.Event()
@@ -268,17 +270,21 @@ class Poller:
         return runs
 
     def _pending_runs(self) -> list[dict[str, Any]]:
-        """Runs a crash left pending or running, to resume first."""
+        """Runs to start first: those a crash left pending or running, and
+        triggered runs that failed (a transient API error, say) with attempts
+        left out of ``max_attempts``."""
         if self.context_factory is None:
             return []
         by_name = {pb.name: pb for pb in self.playbooks}
         pending = []
-        for row in self.store.pending_playbook_runs():
+        for row in self.store.pending_playbook_runs(self.max_attempts):
             playbook = by_name.get(row["playbook"])
             if playbook is None:
                 continue
-            pending.append({"id": row["id"], "playbook": playbook, "alert_id": row["container"],
-                            "alert": (row.get("record") or {}).get("alert")})
+            alert = (row.get("record") or {}).get("alert")
+            if alert is None:  # the engine's record replaced the queued one
+                alert = (self.store.container(row["container"]) or {}).get("data") or None
+            pending.append({"id": row["id"], "playbook": playbook, "alert_id": row["container"], "alert": alert})
         return pending
 
     def _run_pending(self, run: dict[str, Any]) -> dict[str, Any] | None:
@@ -286,6 +292,7 @@ class Poller:
 
         if self.context_factory is None:  # only queued when there is one
             return None
+        self.store.start_attempt(run["id"])
         try:
             record = run_playbook(run["playbook"], alert_id=run["alert_id"], context=self.context_factory(),
                                   trigger="new_alert", trigger_alert=run.get("alert"), run_id=run["id"])

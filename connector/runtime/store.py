@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS playbook_runs (
     status TEXT NOT NULL,
     record TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    finished_at TEXT
+    finished_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS playbook_runs_container ON playbook_runs (container);
 CREATE TABLE IF NOT EXISTS poller_seen (
@@ -93,6 +94,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     updated_at TEXT NOT NULL
 );
 """
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    # Stores made before run attempts were counted gain the column.
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(playbook_runs)")}
+    if "attempts" not in columns:
+        conn.execute("ALTER TABLE playbook_runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
 
 
 def utc_now() -> str:
@@ -127,7 +136,7 @@ class Store:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = open_database(self.path, timeout=60, setup=lambda c: c.executescript(_SCHEMA))
+                conn = open_database(self.path, timeout=60, setup=_create_schema)
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
@@ -358,10 +367,20 @@ class Store:
         sql += " ORDER BY started_at DESC, id LIMIT ?"
         return [dict(r) for r in self._connect().execute(sql, args + (limit,))]
 
-    def pending_playbook_runs(self) -> list[dict[str, Any]]:
-        """Runs left ``pending`` or ``running`` (e.g. by a crash), oldest first."""
+    def pending_playbook_runs(self, max_attempts: int = 1) -> list[dict[str, Any]]:
+        """Runs to (re)start, oldest first: those left ``pending`` or
+        ``running`` (e.g. by a crash), and triggered runs that failed after
+        fewer than ``max_attempts`` attempts."""
         return self._rows("SELECT * FROM playbook_runs WHERE status IN ('pending', 'running')"
-                          " ORDER BY started_at, id", json_columns=("record",))
+                          " OR (status = 'failed' AND trigger = 'new_alert' AND attempts < ?)"
+                          " ORDER BY started_at, id", (max_attempts,), json_columns=("record",))
+
+    def start_attempt(self, run_id: str) -> int:
+        """Count one more attempt of a run; returns the new count."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE playbook_runs SET attempts = attempts + 1 WHERE id = ?", (run_id,))
+            row = conn.execute("SELECT attempts FROM playbook_runs WHERE id = ?", (run_id,)).fetchone()
+        return int(row[0]) if row else 0
 
     # -- checkpoints ------------------------------------------------------
 

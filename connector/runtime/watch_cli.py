@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--field", choices=["alertCreationTime", "lastUpdateTime"], default="alertCreationTime",
                         help="timestamp the watermark follows (default alertCreationTime)")
     parser.add_argument("--workers", type=int, default=2, help="parallel playbook runs (default 2)")
+    parser.add_argument("--max-attempts", type=int, default=3,
+                        help="attempts of a triggered playbook run that fails, across polls (default 3)")
     parser.add_argument("--page-size", type=int, default=1000, help="alerts per page ($top, max 10000)")
     parser.add_argument("--playbook", action="append", default=[], metavar="FILE",
                         help="playbook file(s) to trigger (default: the shipped playbooks)")
@@ -59,7 +61,8 @@ def build_poller(args: argparse.Namespace, config: Any) -> Any:
     return Poller(client=client, store=store, context_factory=None if args.no_playbooks else context_factory,
                   playbooks=playbooks, time_field=args.field, lookback=parse_duration(args.lookback),
                   overlap=parse_duration(args.overlap, "--overlap"),
-                  page_size=args.page_size, workers=args.workers)
+                  page_size=args.page_size, workers=args.workers,
+                  max_attempts=args.max_attempts)
 
 
 def run(args: argparse.Namespace) -> int:
