@@ -253,6 +253,11 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
             proxy_ok = False
         if not proxy_ok:
             raise ConfigError("Configuration key 'proxy' must be a URL such as http://proxy.example:3128.")
+        # A proxy URL may carry credentials (http://user:password@host:port):
+        # they are secrets like client_secret, and redacted wherever they surface.
+        register_secret(proxy_parts.password)
+        if proxy_parts.password:
+            register_secret(proxy)
 
     state_dir = _state_dir(str(cfg.get("state_dir") or default_state_dir()))
     return Config(

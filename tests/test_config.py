@@ -135,3 +135,12 @@ def test_no_configuration_at_all_points_to_the_demo() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, env={})
     assert "mde-connector demo" in str(info.value)
+
+
+def test_proxy_credentials_are_redacted_like_secrets(tmp_path) -> None:
+    from connector.errors import ApiError, redact
+
+    cfg = resolve(base(proxy="http://svc-mde:Pr0xy~Passw0rd@proxy.corp.example:3128", state_dir=str(tmp_path)))
+    assert cfg.proxy == "http://svc-mde:Pr0xy~Passw0rd@proxy.corp.example:3128"
+    assert "Pr0xy~Passw0rd" not in redact(f"connect via {cfg.proxy} failed")
+    assert "Pr0xy~Passw0rd" not in str(ApiError("proxy said: Pr0xy~Passw0rd rejected"))
