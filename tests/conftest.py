@@ -216,9 +216,9 @@ class Recorded:
 
 def _recording_identity() -> tuple[str, str]:
     """Tenant and client id the default-seed simulator had when recording."""
-    from connector.simulator.server import _derived_uuid
+    from connector.simulator import seeded_identity
 
-    return _derived_uuid(7, "tenant"), _derived_uuid(7, "client")
+    return seeded_identity(7)
 
 
 @pytest.fixture

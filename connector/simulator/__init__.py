@@ -52,7 +52,7 @@ from .data import (
     UNICODE_ALERT_ID,
 )
 from .entra import ACCEPTED_SCOPES, ROLE_ALERTS, ROLE_FILES
-from .server import Faults, RequestRecord, ScriptedResponse, Simulator, SimulatorOptions
+from .server import Faults, RequestRecord, ScriptedResponse, Simulator, SimulatorOptions, seeded_identity
 from .tls import make_client_certificate, pem_bundle
 
 LEGACY_TOKEN_SCOPE = "https://securitycenter.onmicrosoft.com/windowsatpservice/.default"  # noqa: S105 - an OAuth scope
@@ -77,6 +77,7 @@ __all__ = [
     "SPARSE_ALERT_ID",
     "UNICODE_ALERT_ID",
     "Faults",
+    "seeded_identity",
     "RequestRecord",
     "ScriptedResponse",
     "Simulator",

@@ -201,6 +201,12 @@ def _derived_uuid(seed: int, label: str) -> str:
     return str(uuid.UUID(bytes=_derived(seed, label)[:16], version=4))
 
 
+def seeded_identity(seed: int = 7) -> tuple[str, str]:
+    """``(tenant_id, client_id)`` of a simulator built with ``seed``, known
+    without building one (recorded tests replay against these)."""
+    return _derived_uuid(seed, "tenant"), _derived_uuid(seed, "client")
+
+
 def _derived_secret(seed: int) -> str:
     # Shaped like an Entra client secret value: 3 chars, a digit, "Q~", 34 chars.
     text = base64.b64encode(_derived(seed, "secret") * 2).decode()
