@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from connector.config import load_config
     from connector.runtime.poller import parse_since
 
-    config = load_config(args.config)
+    # Options first: a typo in --since is reported before any configuration is read.
     since = parse_since(args.since) if args.since else None
+    config = load_config(args.config)
     poller = build_poller(args, config)
     tty = sys.stderr.isatty() and args.output == "table"
 
