@@ -16,6 +16,7 @@ the build if a cassette still holds any of them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -24,6 +25,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a loaded 2-core CI machine a slow example is
+# not a failure. Under CI the examples are derandomized, so a run is
+# repeatable; locally every run explores new ones.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CANONICAL_BASE = "https://mde-simulator.test"
