@@ -28,6 +28,7 @@ import ipaddress
 import os
 import pathlib
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -88,18 +89,26 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:
+    """A certificate builder with the fields every simulator certificate
+    shares: a random serial and validity from five minutes ago."""
     now = _now()
-    name = _name("MDE simulator throwaway CA")
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name("MDE simulator throwaway CA")
+    cert = (
+        _builder(name, name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -125,17 +134,10 @@ def _make_server(
     ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
     san: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SAN_IPS]
     san += [x509.DNSName(name) for name in _SAN_DNS]
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        _builder(_name("localhost"), ca_cert.subject, key.public_key())
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -218,18 +220,8 @@ def make_client_certificate(
     Handy in tests that register a second app with :meth:`Simulator.add_app`.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = _now()
     name = _name(common_name)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .sign(key, hashes.SHA256())
-    )
+    cert = _builder(name, name, key.public_key()).sign(key, hashes.SHA256())
     return key, cert
 
 
