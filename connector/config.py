@@ -78,29 +78,6 @@ class Config:
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _coerce_env(value: str, prop: Mapping[str, Any]) -> Any:
-    """Environment values are strings; convert them by the declared type so
-    that ``MDE_TIMEOUT_SECONDS=30`` validates as a number."""
-    types = prop.get("type")
-    if isinstance(types, str):
-        types = [types]
-    types = types or ["string"]
-    text = value.strip()
-    if "integer" in types:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    if "number" in types:
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    if "boolean" in types and text.lower() in {"true", "false", "1", "0", "yes", "no"}:
-        return text.lower() in {"true", "1", "yes"}
-    return value
-
-
 def read_sources(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -135,10 +112,11 @@ def read_sources(
         if not isinstance(loaded, dict):
             raise ConfigError(f"The configuration file {file} must hold a JSON object of configuration keys.")
         merged.update(loaded)
-    for key, prop in props.items():
+    for key in props:
         value = env.get(ENV_PREFIX + key.upper())
         if value is not None and value != "":
-            merged[key] = _coerce_env(value, prop)
+            # A string; the manifest's validation converts it by the declared type.
+            merged[key] = value
     return merged
 
 
