@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from connector.text import escape_text
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -181,9 +183,7 @@ def _one_line(text: str) -> str:
     # A sentence quotes values a user or a server chose (a path, a link, an
     # id): control characters are shown escaped, so it stays on one line and
     # cannot move the cursor or fake another line.
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escape_text(text)
 
 
 def forget_secret(value: str | None) -> None:

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from connector.errors import ConnectorError
+from connector.text import escape_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
@@ -340,7 +341,7 @@ def format_path(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            name = _escape(str(part))
+            name = escape_text(str(part))
             out += f".{name}" if out else name
     return out
 
@@ -349,12 +350,12 @@ def quote_value(value: Any, limit: int = MAX_QUOTED) -> str:
     """A value as shown in a sentence: strings in double quotes with control
     characters escaped, other values as compact JSON, cut to ``limit`` chars."""
     if isinstance(value, str):
-        return f'"{_cut(_escape(value), limit)}"'
+        return f'"{_cut(escape_text(value), limit)}"'
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
     except (TypeError, ValueError):
         text = repr(value)
-    return _cut(_escape(text), limit)
+    return _cut(escape_text(text), limit)
 
 
 # -- helpers -----------------------------------------------------------------
@@ -440,7 +441,7 @@ def _fix(subject: str, schema: dict[str, Any], examples: Sequence[Any] | None, s
 
 
 def _example(value: Any) -> str:
-    return _cut(_escape(value), MAX_QUOTED) if isinstance(value, str) else quote_value(value)
+    return _cut(escape_text(value), MAX_QUOTED) if isinstance(value, str) else quote_value(value)
 
 
 def _expectation(schema: dict[str, Any]) -> str:
@@ -491,7 +492,7 @@ def _q(name: str) -> str:
 
 
 def _join_names(names: Sequence[str]) -> str:
-    quoted = [_q(_escape(str(n))) for n in names]
+    quoted = [_q(escape_text(str(n))) for n in names]
     if len(quoted) <= 1:
         return "".join(quoted)
     return ", ".join(quoted[:-1]) + " and " + quoted[-1]
@@ -508,18 +509,9 @@ def _close_match(word: str, choices: Sequence[str]) -> str | None:
     return prefixed[0] if len(prefixed) == 1 else None
 
 
-def _escape(text: str) -> str:
-    # repr-style escapes for anything that is not printable (newlines, tabs,
-    # NUL, C1 controls, U+2028...), so that a sentence stays on one line;
-    # printable non-ASCII (Cyrillic, CJK, U+FFFD) is kept as is.
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _one_line(text: str, limit: int) -> str:
-    return _cut(_escape(text), limit)
+    return _cut(escape_text(text), limit)
