@@ -293,3 +293,62 @@ def test_watch_output_json_has_the_quarantine_and_implausible_time_keys(tmp_path
     assert [i["id"] for i in back["implausible_time"]] == [alert(2, 2)["id"]]
     for key in ("processed", "processed_count", "skipped_already_seen", "playbook_runs", "checkpoint", "errors"):
         assert key in back
+
+
+# -- the CLI: watch output and 'quarantine list' ----------------------------------------
+
+
+def _hostile_page(now: datetime) -> bytes:
+    """A page of /api/alerts as raw JSON text: a lone surrogate escape, an id
+    of the wrong type, and an alert dated 2099."""
+    stamp = (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    return (
+        '{"value":['
+        '{"id":"da638000000000000001_1","title":"evil \\ud800 \\u202e","severity":"High",'
+        f'"alertCreationTime":"{stamp}"}},'
+        f'{{"id":42,"title":"numeric id","alertCreationTime":"{stamp}"}},'
+        '{"id":"da638000000000000001_3","title":"from the future","alertCreationTime":"2099-01-01T00:00:00Z"}'
+        "]}"
+    ).encode()
+
+
+def test_watch_reports_quarantined_and_implausible_alerts_and_quarantine_list_shows_them(
+        fresh_simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector import auth
+    from connector.cli import main
+    from connector.simulator import ScriptedResponse
+
+    auth._apps.clear()
+    sim = fresh_simulator()
+    cfg = sim.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"))
+    sim.script(ScriptedResponse(200, body=_hostile_page(datetime.now(timezone.utc)), path_contains="/api/alerts?"))
+    code = main(["watch", "--once", "--no-playbooks", "--config", str(cfg), "--output", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["processed"] == ["da638000000000000001_1", "da638000000000000001_3"]
+    assert len(report["quarantined"]) == 1
+    assert report["quarantined"][0]["id"].startswith("(no usable id; alertCreationTime 20")
+    assert report["implausible_time"] == [{"id": "da638000000000000001_3", "time": "2099-01-01T00:00:00.0000000Z"}]
+    assert "2099" not in report["checkpoint"]["watermark"]
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert any("was quarantined" in line and "quarantine list" in line for line in lines), err
+    assert any("implausible alertCreationTime 2099-01-01" in line for line in lines), err
+    assert all(line.isprintable() for line in lines)
+
+    assert main(["quarantine", "list", "--config", str(cfg), "--output", "json"]) == 0
+    listed = json.loads(capsys.readouterr()[0])
+    assert [(q["alert_id"], q["attempts"]) for q in listed] == [(report["quarantined"][0]["id"], 1)]
+    assert "no usable id" in listed[0]["reason"]
+    assert main(["quarantine", "list", "--state-dir", str(tmp_path / "state")]) == 0
+    table = capsys.readouterr()[0]
+    assert "no usable id" in table and "1 quarantined alert(s)." in table
+
+
+def test_quarantine_list_without_a_store_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import main
+
+    assert main(["quarantine", "list", "--state-dir", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr()[1]
+    assert err.startswith("mde-connector: There is no store in") and "Traceback" not in err

@@ -8,7 +8,6 @@ checkpoint commit together, so nothing is half-done).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from typing import Any
@@ -68,7 +67,8 @@ def build_poller(args: argparse.Namespace, config: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the watcher; exit 0 when every poll succeeded, 1 when one failed."""
     from connector.config import load_config
-    from connector.runtime.poller import parse_since
+    from connector.runtime.poller import MAX_CLOCK_SKEW, parse_since
+    from connector.text import dumps_output, escape_text
 
     # Options first: a typo in --since is reported before any configuration is read.
     since = parse_since(args.since) if args.since else None
@@ -102,12 +102,22 @@ def run(args: argparse.Namespace) -> int:
         if tty:
             print(file=sys.stderr)
         if args.output == "json":
-            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), flush=True)
+            print(dumps_output(report.to_dict()), flush=True)
         else:
             runs = report.playbook_runs
             ok = sum(1 for r in runs if r.get("status") == "success")
-            print(f"{len(report.processed)} new alert(s), {ok}/{len(runs)} playbook run(s) succeeded; "
+            held = f", {len(report.quarantined)} quarantined" if report.quarantined else ""
+            print(f"{len(report.processed)} new alert(s){held}, {ok}/{len(runs)} playbook run(s) succeeded; "
                   f"watermark {report.checkpoint.get('watermark')}.", flush=True)
+        for held_alert in report.quarantined:
+            print(f"mde-connector: alert {escape_text(held_alert['id'])} was quarantined: "
+                  f"{escape_text(held_alert['reason']).rstrip('.')}. 'mde-connector quarantine list' shows it.",
+                  file=sys.stderr)
+        skew = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        for odd in report.implausible_time:
+            print(f"mde-connector: alert {escape_text(odd['id'])} has an implausible {poller.time_field} "
+                  f"{escape_text(odd['time'])}, more than {skew} minutes ahead of this machine's clock; it was "
+                  f"taken in, and the watermark stops at now plus {skew} minutes.", file=sys.stderr)
         for error in report.errors:
             print(f"mde-connector: {error}", file=sys.stderr)
 
