@@ -15,6 +15,10 @@ Defender has no change feed, so the poller keeps its own watermark:
   the container exists once and the pending runs are resumed at the next
   start. Playbook runs have stable ids (``<playbook>:<alert id>``) so a resumed
   run replaces, never duplicates, its record; its effects are idempotent too.
+  A run carries a lease (owner, heartbeat, expiry) while it executes: only a
+  run whose lease expired or whose owner process is gone from this host is
+  resumed, so a run another live process executes is never executed twice,
+  and manual runs (``playbook run``) are never resumed here.
 
 Timestamps are compared as canonical strings with seven fractional digits,
 Microsoft's precision, so nothing is lost to Python's microseconds.
@@ -196,6 +200,11 @@ class Poller:
         self.stop_event = threading.Event()
         self.checkpoint_name = f"poller:{time_field}"
         self._given_up: set[str] = set()
+        from connector.runtime.store import new_owner
+
+        #: this poller's lease owner id: the playbook runs it executes are
+        #: leased to it, and runs leased to another live owner are left alone
+        self.owner = new_owner()
 
     # -- checkpoint ----------------------------------------------------------
 
@@ -424,7 +433,7 @@ class Poller:
         pending = []
         for row in self.store.pending_playbook_runs(self.max_attempts):
             playbook = by_name.get(row["playbook"])
-            if playbook is None or row.get("trigger") == "manual":
+            if playbook is None or row.get("trigger") == "manual" or self.store.leased_elsewhere(row, self.owner):
                 continue
             alert = (row.get("record") or {}).get("alert")
             if alert is None:  # the engine's record replaced the queued one
@@ -440,9 +449,12 @@ class Poller:
         if self.stop_event.is_set():  # stopping: queued runs stay queued
             return None
         try:
+            if not self.store.claim_playbook_run(run["id"], self.owner):
+                return None  # another live process is running it
             self.store.start_attempt(run["id"])
             record = run_playbook(run["playbook"], alert_id=run["alert_id"], context=self.context_factory(),
-                                  trigger="new_alert", trigger_alert=run.get("alert"), run_id=run["id"])
+                                  trigger="new_alert", trigger_alert=run.get("alert"), run_id=run["id"],
+                                  owner=self.owner, stop=self.stop_event)
         except ConnectorError as err:
             log.warning("playbook %s on alert %s failed: %s", run["playbook"].name, run["alert_id"], err.sentence())
             return {"id": run["id"], "status": "failed", "error": err.sentence()}
