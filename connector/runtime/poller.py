@@ -165,6 +165,8 @@ class Poller:
     ``client`` is a DefenderClient, ``store`` a Store, ``context_factory()``
     returns an ActionContext for playbook runs (one per worker thread is
     fine), ``playbooks`` the loaded playbooks whose trigger may match.
+    Setting ``stop_event`` stops a poll after the alert or playbook step in
+    hand; queued runs stay pending.
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class Poller:
         max_attempts: int = 3,
         on_alert: Callable[[dict[str, Any], PollStats], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        stop_event: threading.Event | None = None,
     ) -> None:
         if time_field not in FIELDS:
             raise ConfigError(f"The watch field must be one of {', '.join(FIELDS)} (got {time_field!r}).")
@@ -197,7 +200,7 @@ class Poller:
         self.max_attempts = max(1, max_attempts)
         self.on_alert = on_alert
         self.now = now
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.checkpoint_name = f"poller:{time_field}"
         self._given_up: set[str] = set()
         from connector.runtime.store import new_owner
