@@ -352,3 +352,24 @@ def test_quarantine_list_without_a_store_is_one_sentence(tmp_path: Path, capsys:
     assert main(["quarantine", "list", "--state-dir", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr()[1]
     assert err.startswith("mde-connector: There is no store in") and "Traceback" not in err
+
+
+def test_a_related_file_with_lone_surrogates_is_stored_with_its_artifacts(
+        fresh_simulator: Any, tmp_path: Path) -> None:
+    from connector import auth
+    from connector.actions import run_action
+    from connector.simulator import EXAMPLE_ALERT_ID, EXAMPLE_FILE, ScriptedResponse
+    from tests.conftest import make_config, make_context
+
+    auth._apps.clear()
+    sim = fresh_simulator()
+    hostile = {**EXAMPLE_FILE, "fileName": "evil\ud800.exe", "signer": "\udfff Corp \u202e", "issuer": "\ud800"}
+    body = json.dumps({"value": [hostile]}, ensure_ascii=True).encode()  # \ud800 as JSON escapes
+    sim.script(ScriptedResponse(200, body=body, path_contains=f"/api/alerts/{EXAMPLE_ALERT_ID}/files"))
+    context = make_context(make_config(sim.connector_config(), tmp_path / "state"))
+    result = run_action("get_alert_related_files", {"alert_id": EXAMPLE_ALERT_ID}, context)
+    assert result.ok, result.message
+    stored = context.store.artifacts(EXAMPLE_ALERT_ID)
+    assert stored == result.artifacts  # lossless through the JSON column
+    assert any("\udfff Corp" in json.dumps(a, ensure_ascii=False) for a in stored)
+    assert [r["status"] for r in context.store.action_runs()] == ["success"]
