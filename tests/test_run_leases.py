@@ -198,3 +198,22 @@ def test_a_store_made_before_leases_gains_the_columns_and_keeps_its_runs(tmp_pat
     assert row["attempts"] == 0 and row["owner"] is None and row["lease_expires"] is None
     assert store.claim_playbook_run("triage_new_alert:a1", new_owner())
     assert [r["id"] for r in store.pending_playbook_runs()] == ["triage_new_alert:a1"]
+
+
+def test_a_run_that_raises_before_the_engine_ends_it_releases_its_lease(fresh_simulator: Any, tmp_path: Path) -> None:
+    sim = fresh_simulator()
+    config = make_config(sim.connector_config(), tmp_path / "state")
+    poller, run_id = _queue_one_run(sim, config)
+    broken = make_poller(config)
+
+    def no_context() -> Any:
+        raise RuntimeError("the context could not be built")
+
+    broken.context_factory = no_context
+    report = broken.poll_once()
+    assert [(r["id"], r["status"]) for r in report.playbook_runs] == [(run_id, "failed")]
+    assert "RuntimeError" in report.playbook_runs[0]["error"]
+    row = broken.store.playbook_run(run_id)
+    assert row["owner"] == broken.owner and row["lease_expires"] is None
+    # Another process may take it at once.
+    assert make_poller(config).poll_once().playbook_runs == [{"id": run_id, "status": "success"}]

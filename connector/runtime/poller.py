@@ -46,6 +46,7 @@ are still fetched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -464,6 +465,12 @@ class Poller:
         except Exception as exc:  # noqa: BLE001 - one run never ends the poll
             log.warning("playbook %s on alert %s failed: %s", run["playbook"].name, run["alert_id"], _reason(exc))
             return {"id": run["id"], "status": "failed", "error": f"The run failed unexpectedly ({_reason(exc)})."}
+        finally:
+            # The engine releases the lease of a run it ends; a run that never
+            # got that far (it raised, or had succeeded already) is released
+            # here, so this poller's next poll or another process may take it.
+            with contextlib.suppress(Exception):
+                self.store.release_playbook_run(run["id"], self.owner)
         return {"id": record.get("id", run["id"]), "status": record.get("status")}
 
     def run_forever(self, interval: float, on_poll: Callable[[PollReport], None] | None = None,
