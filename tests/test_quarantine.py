@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connector.errors import StoreError
 from connector.runtime.poller import MAX_CLOCK_SKEW, Poller, canonical_time
@@ -373,3 +375,41 @@ def test_a_related_file_with_lone_surrogates_is_stored_with_its_artifacts(
     assert stored == result.artifacts  # lossless through the JSON column
     assert any("\udfff Corp" in json.dumps(a, ensure_ascii=False) for a in stored)
     assert [r["status"] for r in context.store.action_runs()] == ["success"]
+
+
+# -- any alert at all ---------------------------------------------------------------------
+
+_hostile_text = st.text(st.characters(exclude_categories=()), max_size=12) | st.sampled_from(
+    ["\ud800", "\udfff", "\x1b[2J", "\u202e", "{{trigger.alert.id}}", "<script>", ""])
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | _hostile_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_hostile_text, inner, max_size=3),
+    max_leaves=8,
+)
+_times = st.sampled_from([at(1), at(59), "2099-01-01T00:00:00Z", "2026-11-27T06:00:00.123456789Z"]) | _values
+_alerts = st.fixed_dictionaries(
+    {"id": st.sampled_from(["da1_1", "da1_2", "da1_3"]) | _hostile_text | _values, "alertCreationTime": _times},
+    optional={"title": _values, "severity": _values, "status": _values, "evidence": _values,
+              "lastUpdateTime": _times},
+) | _values
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(hostile=st.lists(_alerts, max_size=4))
+def test_any_alert_is_taken_in_or_quarantined_and_the_poll_goes_on(tmp_path_factory: pytest.TempPathFactory,
+                                                                  hostile: list[Any]) -> None:
+    from connector.text import dumps_output
+
+    good = alert(9, 30)
+    poller, _ = make(tmp_path_factory.mktemp("any"), [*hostile, good])
+    report = poller.poll_once()
+    assert report.errors == []
+    assert good["id"] in report.processed
+    handled = len(report.processed) + len(report.quarantined) + report.skipped_seen + report.skipped_quarantined
+    assert handled == len(hostile) + 1
+    ceiling = canonical_time((NOW + MAX_CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    assert report.checkpoint["watermark"] <= ceiling
+    assert all(q["reason"].isprintable() and q["id"].isprintable() for q in report.quarantined)
+    json.loads(dumps_output(report.to_dict()))  # what watch --output json prints
+    listed = {q["alert_id"] for q in poller.store.quarantined()}
+    assert {q["id"] for q in report.quarantined} <= listed
