@@ -413,3 +413,24 @@ def test_any_alert_is_taken_in_or_quarantined_and_the_poll_goes_on(tmp_path_fact
     json.loads(dumps_output(report.to_dict()))  # what watch --output json prints
     listed = {q["alert_id"] for q in poller.store.quarantined()}
     assert {q["id"] for q in report.quarantined} <= listed
+
+
+def test_a_page_nested_too_deeply_to_decode_ends_the_poll_with_one_sentence(
+        fresh_simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector import auth
+    from connector.cli import main
+    from connector.simulator import ScriptedResponse
+
+    auth._apps.clear()
+    sim = fresh_simulator()
+    cfg = sim.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"))
+    body = b'{"value":[{"id":"da1_1","evidence":' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+    sim.script(ScriptedResponse(200, body=body, path_contains="/api/alerts?"))
+    code = main(["watch", "--once", "--no-playbooks", "--config", str(cfg), "--lookback", "3d"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    (line,) = [line for line in err.splitlines() if line.startswith("mde-connector:")]
+    assert "nested too deeply" in line and line.endswith(".") and "Traceback" not in err
+    # The watermark did not move: the next poll takes the alerts in.
+    assert main(["watch", "--once", "--no-playbooks", "--config", str(cfg), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr()[0])["processed_count"] == len(sim.alerts)

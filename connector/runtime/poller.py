@@ -279,8 +279,8 @@ class Poller:
                 report.errors.append(err.sentence())
             except Exception as exc:  # noqa: BLE001 - a poll ends with a sentence, never a traceback
                 log.debug("poll failed", exc_info=True)
-                report.errors.append(f"The poll stopped unexpectedly ({_reason(exc)}); the next poll starts "
-                                     "again from the watermark.")
+                report.errors.append(f"The poll stopped unexpectedly: {_reason(exc).rstrip('.')}; the next poll "
+                                     "starts again from the watermark.")
             for future in futures:
                 record = future.result()
                 if record is not None:
@@ -485,8 +485,8 @@ class Poller:
             except ConnectorError as err:
                 report = PollReport(errors=[err.sentence()])
             except Exception as exc:  # noqa: BLE001 - a service outlives one bad poll
-                report = PollReport(errors=[f"The poll failed unexpectedly ({_reason(exc)}); the next poll "
-                                            "tries again."])
+                report = PollReport(errors=[f"The poll failed unexpectedly: {_reason(exc).rstrip('.')}; the "
+                                            "next poll tries again."])
             if report.checkpoint:
                 since = None  # the backfill's start is stored; later polls go on from the watermark
             if on_poll:
@@ -499,7 +499,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ConnectorError):
         text = exc.sentence()
     elif isinstance(exc, RecursionError):
-        text = "it is nested too deeply to process (RecursionError)"
+        text = "nested too deeply to process (RecursionError)"
     else:
         detail = " ".join(str(exc).split())
         text = f"{detail} ({type(exc).__name__})" if detail else type(exc).__name__
