@@ -181,8 +181,8 @@ def test_owner_liveness() -> None:
     assert owner_alive(f"another-host:{_dead_pid()}:feedbeef")  # only its lease expiry can tell
 
 
-def test_a_store_made_before_leases_gains_the_columns_and_keeps_its_runs(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def _old_store(state: Path) -> None:
+    """A store as written before run attempts and leases existed."""
     state.mkdir(mode=0o700)
     old = sqlite3.connect(state / "store.sqlite")
     old.executescript(
@@ -193,6 +193,11 @@ def test_a_store_made_before_leases_gains_the_columns_and_keeps_its_runs(tmp_pat
         " 'running', '{}', '2026-11-27T07:00:00.000Z', NULL);")
     old.commit()
     old.close()
+
+
+def test_a_store_made_before_leases_gains_the_columns_and_keeps_its_runs(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _old_store(state)
     store = Store.open(state)
     row = store.playbook_run("triage_new_alert:a1")
     assert row["attempts"] == 0 and row["owner"] is None and row["lease_expires"] is None
@@ -217,3 +222,30 @@ def test_a_run_that_raises_before_the_engine_ends_it_releases_its_lease(fresh_si
     assert row["owner"] == broken.owner and row["lease_expires"] is None
     # Another process may take it at once.
     assert make_poller(config).poll_once().playbook_runs == [{"id": run_id, "status": "success"}]
+
+
+def _open_old(state: str, barrier: Any, results: Any) -> None:
+    barrier.wait(10)
+    try:
+        Store.open(Path(state)).playbook_run("triage_new_alert:a1")
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(f"{exc.__class__.__name__}: {exc}")
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_processes_opening_an_old_store_at_once_all_migrate_it(tmp_path: Path, trial: int) -> None:
+    import multiprocessing
+
+    state = tmp_path / "state"
+    _old_store(state)
+    ctx = multiprocessing.get_context("fork")
+    workers = 6
+    barrier = ctx.Barrier(workers)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_open_old, args=(str(state), barrier, results)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [results.get(timeout=5) for _ in procs] == ["ok"] * workers

@@ -87,7 +87,10 @@ CREATE TABLE IF NOT EXISTS playbook_runs (
     record TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    heartbeat TEXT,
+    lease_expires TEXT
 );
 CREATE INDEX IF NOT EXISTS playbook_runs_container ON playbook_runs (container);
 CREATE TABLE IF NOT EXISTS poller_seen (
@@ -132,7 +135,12 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(playbook_runs)")}
     for name, declaration in _RUN_COLUMNS.items():
         if name not in columns:
-            conn.execute(f"ALTER TABLE playbook_runs ADD COLUMN {name} {declaration}")
+            try:
+                conn.execute(f"ALTER TABLE playbook_runs ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:
+                # Another process opening the same old store added it a moment ago.
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def utc_now(delta: timedelta = timedelta(0)) -> str:
