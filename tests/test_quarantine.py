@@ -147,17 +147,19 @@ def test_wrong_types_in_ordinary_fields_do_not_stop_the_alert(tmp_path: Path) ->
 
 
 class FailingWrites(Store):
-    """A store whose container writes fail for chosen alert ids (as a full
-    disk or an I/O error would), ``times`` times each."""
+    """A store whose container writes fail for chosen alert ids with
+    ``error`` (by default a write lock never granted), ``times`` times each."""
 
-    def __init__(self, path: Path, fail_for: set[str], times: int = 1) -> None:
+    def __init__(self, path: Path, fail_for: set[str], times: int = 1,
+                 error: str = "database is locked") -> None:
         super().__init__(path)
         self.fail_for = {alert_id: times for alert_id in fail_for}
+        self.error = error
 
     def upsert_container(self, conn: Any, alert_id: str, **kwargs: Any) -> bool:
         if self.fail_for.get(alert_id, 0) > 0:
             self.fail_for[alert_id] -= 1
-            raise sqlite3.OperationalError("disk I/O error")
+            raise sqlite3.OperationalError(self.error)
         return super().upsert_container(conn, alert_id, **kwargs)
 
 
@@ -168,7 +170,7 @@ def test_a_store_write_that_fails_quarantines_the_alert_and_a_later_poll_retries
     first = poller.poll_once()
     assert first.processed == [alert(1, 1)["id"], alert(3, 3)["id"]]
     assert [(q["id"], q["transient"]) for q in first.quarantined] == [(victim["id"], True)]
-    assert "disk I/O error" in first.quarantined[0]["reason"]
+    assert "database is locked" in first.quarantined[0]["reason"]
     # The next poll takes it in from the quarantine and releases it.
     poller.overlap = timedelta(0)  # not fetched again by the overlap: the quarantine alone brings it back
     second = poller.poll_once()
@@ -223,6 +225,23 @@ def test_a_full_disk_ends_the_poll_with_a_sentence_before_the_watermark_passes_t
     poller.store._connect().execute("PRAGMA max_page_count=1073741823")
     again = poller.poll_once()
     assert again.processed == [big["id"], alert(3, 3)["id"]] and again.errors == []
+
+
+@pytest.mark.parametrize("error", ["database or disk is full", "disk I/O error",
+                                   "attempt to write a readonly database"])
+def test_a_store_that_cannot_be_written_at_all_ends_the_poll_instead_of_quarantining(tmp_path: Path,
+                                                                                    error: str) -> None:
+    victim = alert(2, 2)
+    poller, _ = make(tmp_path, [alert(1, 1), victim, alert(3, 3)])
+    poller.store = FailingWrites(tmp_path / "state" / "store.sqlite", {victim["id"]}, error=error)
+    report = poller.poll_once()
+    assert report.processed == [alert(1, 1)["id"]] and report.quarantined == []
+    (sentence,) = report.errors
+    assert error in sentence and victim["id"] in sentence and sentence.endswith(".")
+    assert poller.store.checkpoint(poller.checkpoint_name)["watermark"] == at(1)
+    assert poller.store.quarantined() == []
+    again = poller.poll_once()  # the store works again: nothing was lost
+    assert again.processed == [victim["id"], alert(3, 3)["id"]]
 
 
 def test_run_forever_goes_on_after_a_poll_that_failed(tmp_path: Path) -> None:

@@ -34,9 +34,13 @@ store write that failed (transient), the alert's body is kept and the alert
 is retried at the start of later polls; other causes lie in the alert itself
 and it is retried only when the overlap fetches it again. Either way an alert
 is tried at most :data:`QUARANTINE_ATTEMPTS` times in all, then stays in
-quarantine (``skipped_quarantined`` counts it when fetched again). When even the quarantine record cannot
-be written (the store is full or broken), the poll ends there with one
-sentence, before the watermark passes that alert.
+quarantine (``skipped_quarantined`` counts it when fetched again).
+
+A store that cannot be written at all (a full disk, a read-only file, an I/O
+error, a write lock never granted) is not the alert's fault: the poll ends
+there with one sentence, before the watermark passes that alert, and the
+next poll starts again from it. The same holds when even the quarantine
+record cannot be written.
 
 An alert dated in the future (a wrong clock at the source, say) is taken in
 once and flagged (``implausible_time``), but the watermark never moves beyond
@@ -333,6 +337,9 @@ class Poller:
                 raise ValueError(f"the alert's {self.time_field} is not a UTC ISO-8601 time")
             runs = self._commit_alert(alert, alert_id, stamp, checkpoint, ceiling)
         except Exception as exc:  # noqa: BLE001 - one alert never stops the poll
+            if _store_unusable(exc):
+                raise StoreError(f"Alert {key} could not be stored: {_reason(exc).rstrip('.')}; this poll stops "
+                                 "here and the next one starts again from it.") from None
             self._quarantine(alert, stamp, exc, report)
             return []
         if runs is None:
@@ -492,6 +499,16 @@ class Poller:
             if on_poll:
                 on_poll(report)
             self.stop_event.wait(interval)
+
+
+# What SQLite says when the whole store, not one alert's data, is the problem.
+_STORE_WIDE = ("disk is full", "readonly", "disk i/o error", "not writable", "cannot be opened")
+
+
+def _store_unusable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot be written at all (so every
+    alert would fail the same way), rather than this alert's write failing."""
+    return isinstance(exc, StoreError) and any(marker in exc.message.lower() for marker in _STORE_WIDE)
 
 
 def _reason(exc: BaseException) -> str:
