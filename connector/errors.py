@@ -154,6 +154,12 @@ class StoreError(ConnectorError):
     kind = "store"
 
 
+class Interrupted(ConnectorError):
+    """SIGTERM or SIGINT asked the process to stop while it was waiting."""
+
+    kind = "interrupted"
+
+
 # Patterns that look like credentials. Applied to every user-facing string as a
 # last line of defence; the first line is never putting secrets in messages.
 _SECRET_PATTERNS = [

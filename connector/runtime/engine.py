@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -361,7 +362,8 @@ class _Run:
 
 
 def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: str = "manual",
-                 trigger_alert: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+                 trigger_alert: dict[str, Any] | None = None, run_id: str | None = None,
+                 owner: str | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
     """Run ``playbook`` against the container of ``alert_id``; return the run record.
 
     ``context`` is the :class:`~connector.actions.ActionContext` (it must
@@ -374,8 +376,16 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
     the record); raises ConfigError without a store and StoreError when the
     store cannot be written.
 
+    ``owner`` (see :func:`connector.runtime.store.new_owner`) makes the run
+    hold a lease, renewed before every step and released at the end: a run
+    another live owner holds is returned as stored, without running, and a
+    run whose lease was taken over stops before its next step. ``stop`` set
+    (SIGTERM, SIGINT) ends the run before its next step: a triggered run is
+    left ``pending`` (resumed from the start later), a manual one ``stopped``.
+
     The record: ``id``, ``playbook``, ``playbook_version``, ``container``,
-    ``trigger``, ``status`` (success|failed|running), ``message``,
+    ``trigger``, ``status`` (success|failed|running, or pending|stopped when
+    stopped between steps), ``message``,
     ``started_at``, ``finished_at`` and ``steps``: per step ``id``, ``type``,
     ``status`` (success|failed|skipped), ``message``, ``duration_ms``,
     ``error`` (the error object or None) and ``action`` for action steps.
@@ -390,6 +400,9 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
     existing = store.playbook_run(run_id)
     if existing is not None and existing["status"] == "success":
         return dict(existing["record"])
+    if existing is not None and owner is not None and not store.claim_playbook_run(run_id, owner):
+        log.info("playbook run %s is leased by another live process; not run again", run_id)
+        return dict(existing["record"], id=run_id, status=existing["status"])
 
     record: dict[str, Any] = {
         "id": run_id,
@@ -408,9 +421,14 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
         run.ensure_container()  # the alert is known to exist: record it up front
     with store.transaction() as conn:
         _save(store, conn, record)
+    if existing is None and owner is not None:
+        store.claim_playbook_run(run_id, owner)  # a new row: nobody else can hold it
     statuses: dict[str, str] = {}
     stopped_by: str | None = None
     for step in playbook.order:
+        halt = _halt_reason(store, run_id, owner, stop)
+        if halt is not None:
+            return _abandon(store, record, step, halt, owner)
         started = time.perf_counter()
         entry: dict[str, Any] = {"id": step.id, "type": step.type}
         if step.action:
@@ -435,6 +453,35 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
     record["finished_at"] = _now()
     with store.transaction() as conn:
         _save(store, conn, record)
+    if owner is not None:
+        store.release_playbook_run(run_id, owner)
+    return record
+
+
+def _halt_reason(store: Any, run_id: str, owner: str | None, stop: threading.Event | None) -> str | None:
+    """Why the run must not start its next step, or None: a stop was asked
+    for, or the lease is no longer this owner's (renewed here otherwise)."""
+    if stop is not None and stop.is_set():
+        return "the process was asked to stop"
+    if owner is not None and not store.renew_lease(run_id, owner):
+        return "its lease was taken over by another process"
+    return None
+
+
+def _abandon(store: Any, record: dict[str, Any], step: Step, reason: str, owner: str | None) -> dict[str, Any]:
+    """End a run before ``step``: a triggered run is queued again (it is
+    resumed from the start, which is safe), a manual one is ``stopped``."""
+    done = len(record["steps"])
+    record["status"] = "stopped" if record["trigger"] == "manual" else "pending"
+    then = "" if record["trigger"] == "manual" else "; it will be run again from the start"
+    record["message"] = (f"Playbook {record['playbook']} stopped before step '{step.id}' after {done} step(s): "
+                         f"{reason}{then}.")
+    record["finished_at"] = None
+    if "taken over" not in reason:  # the new owner writes the record from now on
+        with store.transaction() as conn:
+            _save(store, conn, record)
+        if owner is not None:
+            store.release_playbook_run(record["id"], owner)
     return record
 
 

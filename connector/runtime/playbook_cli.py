@@ -7,7 +7,10 @@
 ``validate`` prints each problem as one line on stderr and exits 2 if any
 playbook is invalid, else prints ``OK: <n> playbooks valid``. ``run`` runs
 the playbook manually against the alert's container and prints the run
-record; it exits 0 when the run succeeded, 1 when it failed. Mounted by
+record; it exits 0 when the run succeeded, 1 when it failed. SIGTERM/SIGINT
+stop a run after the step in hand (its record says ``stopped``; waits for the
+rate budget end early) with exit 143/130. The run holds a lease while it
+executes, and ``watch`` never resumes a manual run. Mounted by
 :mod:`connector.cli` (``add_arguments`` / ``run``).
 """
 
@@ -94,26 +97,34 @@ def _resolve_playbook(name: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from connector.actions import ActionContext
+    from connector.client import DefenderClient
     from connector.config import load_config
     from connector.runtime.engine import run_playbook
     from connector.runtime.runs_cli import render_run
-    from connector.runtime.store import Store
+    from connector.runtime.stopping import StopSignals
+    from connector.runtime.store import Store, new_owner
 
     playbook = _resolve_playbook(args.playbook)
     config = load_config(args.config)
     show = args.output == "table" and sys.stderr.isatty()
-    context = ActionContext(config=config, store=Store.open(config.state_dir),
-                            progress=(lambda m: print(f"… {m}", file=sys.stderr, flush=True)) if show
-                            else (lambda m: None))
-    record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual")
+    stops = StopSignals().install()
+    try:
+        context = ActionContext(config=config, store=Store.open(config.state_dir),
+                                progress=(lambda m: print(f"… {m}", file=sys.stderr, flush=True)) if show
+                                else (lambda m: None),
+                                client_factory=lambda cfg: stops.interruptible(DefenderClient.from_config(cfg)))
+        record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual",
+                              owner=new_owner(), stop=stops.event)
+    finally:
+        stops.restore()
     if args.output == "json":
         print(json.dumps(record, ensure_ascii=False, indent=2))
     else:
         print(render_run(record))
     if record["status"] != "success":
         print(f"mde-connector: {record['message']}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        return stops.exit_code(EXIT_FAILED)
+    return stops.exit_code(EXIT_OK)
 
 
 def _list(args: argparse.Namespace) -> int:

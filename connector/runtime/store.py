@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
+import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from connector.config import ensure_private_dir
 from connector.errors import StoreError
 from connector.sqlite_db import open_database
+from connector.text import db_json, db_text, escape_text
 
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
+
+#: How long a playbook run's lease lasts without a heartbeat. A worker renews
+#: it before every step; a run whose lease expired (or whose owner process is
+#: gone from this host) may be resumed by another process.
+LEASE = timedelta(minutes=5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -78,7 +87,10 @@ CREATE TABLE IF NOT EXISTS playbook_runs (
     record TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    heartbeat TEXT,
+    lease_expires TEXT
 );
 CREATE INDEX IF NOT EXISTS playbook_runs_container ON playbook_runs (container);
 CREATE TABLE IF NOT EXISTS poller_seen (
@@ -93,24 +105,87 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     value TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    poller TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    stamp TEXT,
+    alert TEXT,
+    transient INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (poller, alert_id)
+);
 """
+
+
+# Columns added to playbook_runs after its first release; older stores gain
+# them when opened.
+_RUN_COLUMNS = {
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "owner": "TEXT",
+    "heartbeat": "TEXT",
+    "lease_expires": "TEXT",
+}
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
-    # Stores made before run attempts were counted gain the column.
     columns = {row[1] for row in conn.execute("PRAGMA table_info(playbook_runs)")}
-    if "attempts" not in columns:
-        conn.execute("ALTER TABLE playbook_runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+    for name, declaration in _RUN_COLUMNS.items():
+        if name not in columns:
+            try:
+                conn.execute(f"ALTER TABLE playbook_runs ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:
+                # Another process opening the same old store added it a moment ago.
+                if "duplicate column" not in str(exc):
+                    raise
 
 
-def utc_now() -> str:
-    """ISO-8601 UTC timestamp with milliseconds and ``Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_now(delta: timedelta = timedelta(0)) -> str:
+    """ISO-8601 UTC timestamp with milliseconds and ``Z`` (now plus ``delta``)."""
+    return (datetime.now(timezone.utc) + delta).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cause(exc: BaseException) -> str:
+    return escape_text(" ".join(str(exc).split()))[:200] or type(exc).__name__
+
+
+def new_owner() -> str:
+    """A lease owner id for this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when ``owner`` names a process on this host that is gone;
+    an owner on another host is presumed alive (its lease expiry decides)."""
+    parts = owner.split(":")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return True
+    host = ":".join(parts[:-2])
+    if host != socket.gethostname():
+        return True
+    pid = int(parts[-2])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Values come from the API: lone surrogates and NaN must not make SQLite
+    # (or a later strict reader) refuse the row.
+    return db_json(value)
+
+
+def _text(value: Any) -> Any:
+    return db_text(value) if isinstance(value, str) else value
 
 
 class Store:
@@ -163,21 +238,37 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; commits on success, rolls back on any error."""
+        """One write transaction; commits on success, rolls back on any error.
+
+        A SQLite error inside it (a full disk, say) is raised as StoreError
+        naming the store and the cause; other exceptions pass unchanged."""
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"The store {self.path} is not writable ({exc}).") from None
+            raise StoreError(f"The store {self.path} is not writable ({_cause(exc)}).") from None
         try:
             yield conn
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise StoreError(f"The store {self.path} could not be written ({_cause(exc)}).") from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"The store {self.path} could not commit ({exc}).") from None
+            self._rollback(conn)
+            raise StoreError(f"The store {self.path} could not commit ({_cause(exc)}).") from None
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR);
+        # a ROLLBACK then fails with "no transaction is active", and that
+        # failure must not replace the error that caused it.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     # -- containers -------------------------------------------------------
 
@@ -199,18 +290,19 @@ class Store:
         cur = conn.execute(
             "INSERT INTO containers (alert_id, name, severity, status, source, data, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(alert_id) DO NOTHING",
-            (alert_id, name or f"Defender alert {alert_id}", severity or "informational", status or "new",
-             source, _dumps(data or {}), now, now),
+            (_text(alert_id), _text(name or f"Defender alert {alert_id}"), _text(severity or "informational"),
+             _text(status or "new"), _text(source), _dumps(data or {}), now, now),
         )
         if cur.rowcount:
             return True
+        alert_id = _text(alert_id)
         if data:
             conn.execute("UPDATE containers SET data = ?, updated_at = ? WHERE alert_id = ?",
                          (_dumps(data), now, alert_id))
         if name:
-            conn.execute("UPDATE containers SET name = ? WHERE alert_id = ?", (name, alert_id))
+            conn.execute("UPDATE containers SET name = ? WHERE alert_id = ?", (_text(name), alert_id))
         if status:
-            conn.execute("UPDATE containers SET status = ? WHERE alert_id = ?", (status, alert_id))
+            conn.execute("UPDATE containers SET status = ? WHERE alert_id = ?", (_text(status), alert_id))
         if severity:
             self.raise_severity(conn, alert_id, severity)
         return False
@@ -241,7 +333,7 @@ class Store:
         conn.execute(
             "INSERT INTO notes (container, key, text, created_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(key) DO UPDATE SET text = excluded.text",
-            (alert_id, key, text, utc_now()),
+            (_text(alert_id), _text(key), _text(text), utc_now()),
         )
 
     def container(self, alert_id: str) -> dict[str, Any] | None:
@@ -287,8 +379,9 @@ class Store:
             " ON CONFLICT(source_data_identifier) DO UPDATE SET name = excluded.name,"
             " severity = excluded.severity, body = excluded.body, updated_at = excluded.updated_at"
             " WHERE artifacts.body != excluded.body",
-            [(a["source_data_identifier"], a["container"], a["name"], a.get("label", "file"),
-              a.get("type", "file"), a.get("severity", "informational"), _dumps(a), now, now)
+            [(_text(a["source_data_identifier"]), _text(a["container"]), _text(a["name"]),
+              _text(a.get("label", "file")), _text(a.get("type", "file")),
+              _text(a.get("severity", "informational")), _dumps(a), now, now)
              for a in artifacts],
         )
         return count() - before
@@ -325,7 +418,8 @@ class Store:
             cur = conn.execute(
                 "INSERT INTO action_runs (action, container, status, message, parameter, summary, error,"
                 " started_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (result.action, container, result.status, result.message, _dumps(result.parameter),
+                (_text(result.action), _text(container), _text(result.status), _text(result.message),
+                 _dumps(result.parameter),
                  _dumps(result.summary), _dumps(result.error) if result.error else None, started_at, duration_ms),
             )
             return int(cur.lastrowid or 0)
@@ -345,7 +439,8 @@ class Store:
             "INSERT INTO playbook_runs (id, playbook, container, trigger, status, record, started_at, finished_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
             " record = excluded.record, finished_at = excluded.finished_at",
-            (run_id, playbook, container, trigger, status, _dumps(record), started_at, finished_at),
+            (_text(run_id), _text(playbook), _text(container), _text(trigger), _text(status), _dumps(record),
+             started_at, finished_at),
         )
 
     def playbook_run(self, run_id: str) -> dict[str, Any] | None:
@@ -398,7 +493,8 @@ class Store:
     def mark_seen(self, conn: sqlite3.Connection, poller: str, alert_id: str, stamp: str) -> None:
         """Remember that ``poller`` took the alert in at ``stamp``."""
         conn.execute("INSERT INTO poller_seen (poller, alert_id, stamp) VALUES (?, ?, ?)"
-                     " ON CONFLICT(poller, alert_id) DO UPDATE SET stamp = excluded.stamp", (poller, alert_id, stamp))
+                     " ON CONFLICT(poller, alert_id) DO UPDATE SET stamp = excluded.stamp",
+                     (poller, _text(alert_id), stamp))
 
     def forget_seen(self, conn: sqlite3.Connection, poller: str, before: str) -> None:
         """Drop seen marks older than ``before`` (outside any overlap window)."""
@@ -411,3 +507,91 @@ class Store:
             " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (name, _dumps(value), utc_now()),
         )
+
+    # -- quarantine -------------------------------------------------------
+
+    def quarantine_alert(self, poller: str, alert_id: str, reason: str, *, stamp: str | None,
+                         alert: str | None, transient: bool) -> int:
+        """Record (or record again) an alert the poller could not take in, in
+        its own transaction; returns how many times it has been quarantined.
+        ``alert`` is the alert as JSON text when it could be serialised."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO quarantine (poller, alert_id, reason, stamp, alert, transient, attempts, first_seen,"
+                " last_seen) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(poller, alert_id) DO UPDATE SET"
+                " reason = excluded.reason, stamp = coalesce(excluded.stamp, quarantine.stamp),"
+                " alert = coalesce(excluded.alert, quarantine.alert), transient = excluded.transient,"
+                " attempts = quarantine.attempts + 1, last_seen = excluded.last_seen",
+                (poller, db_text(alert_id), db_text(reason), stamp, alert, int(transient), now, now),
+            )
+            row = conn.execute("SELECT attempts FROM quarantine WHERE poller = ? AND alert_id = ?",
+                               (poller, db_text(alert_id))).fetchone()
+        return int(row[0]) if row else 1
+
+    def quarantined(self, poller: str | None = None) -> list[dict[str, Any]]:
+        """Quarantined alerts, most recently seen first, without their bodies:
+        ``poller``, ``alert_id``, ``reason``, ``stamp``, ``transient``,
+        ``attempts``, ``first_seen``, ``last_seen``."""
+        sql = ("SELECT poller, alert_id, reason, stamp, transient, attempts, first_seen, last_seen"
+               " FROM quarantine")
+        args: tuple[Any, ...] = ()
+        if poller is not None:
+            sql += " WHERE poller = ?"
+            args = (poller,)
+        rows = self._rows(sql + " ORDER BY last_seen DESC, alert_id", args)
+        for row in rows:
+            row["transient"] = bool(row["transient"])
+        return rows
+
+    def quarantine_entry(self, poller: str, alert_id: str) -> dict[str, Any] | None:
+        """One quarantined alert with its stored body (``alert``, JSON text or
+        None), or None when it is not quarantined."""
+        found = self._rows("SELECT * FROM quarantine WHERE poller = ? AND alert_id = ?", (poller, db_text(alert_id)))
+        return found[0] if found else None
+
+    def retriable_quarantine(self, poller: str, max_attempts: int) -> list[dict[str, Any]]:
+        """Quarantined alerts whose cause was transient (a store write that
+        failed), stored with their body, with fewer than ``max_attempts``."""
+        return self._rows("SELECT * FROM quarantine WHERE poller = ? AND transient = 1 AND alert IS NOT NULL"
+                          " AND attempts < ? ORDER BY stamp, alert_id", (poller, max_attempts))
+
+    def release_quarantine(self, conn: sqlite3.Connection, poller: str, alert_id: str) -> None:
+        """Forget a quarantined alert that has now been taken in."""
+        conn.execute("DELETE FROM quarantine WHERE poller = ? AND alert_id = ?", (poller, db_text(alert_id)))
+
+    # -- run leases -------------------------------------------------------
+
+    def claim_playbook_run(self, run_id: str, owner: str, lease: timedelta = LEASE) -> bool:
+        """Take the lease of a run for ``owner``; False when another owner
+        holds a lease that has not expired and is not known to be dead."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT owner, lease_expires FROM playbook_runs WHERE id = ?",
+                               (db_text(run_id),)).fetchone()
+            if row is None:
+                return False
+            holder, expires = row[0], row[1]
+            if holder and holder != owner and expires and expires > utc_now() and owner_alive(holder):
+                return False
+            conn.execute("UPDATE playbook_runs SET owner = ?, heartbeat = ?, lease_expires = ? WHERE id = ?",
+                         (owner, utc_now(), utc_now(lease), db_text(run_id)))
+        return True
+
+    def renew_lease(self, run_id: str, owner: str, lease: timedelta = LEASE) -> bool:
+        """Extend ``owner``'s lease of a run (its heartbeat); False when the
+        run is no longer leased to ``owner``."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE playbook_runs SET heartbeat = ?, lease_expires = ? WHERE id = ? AND owner = ?",
+                               (utc_now(), utc_now(lease), db_text(run_id), owner))
+        return bool(cur.rowcount)
+
+    def release_playbook_run(self, run_id: str, owner: str) -> None:
+        """End ``owner``'s lease of a run (the owner stays recorded)."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE playbook_runs SET heartbeat = ?, lease_expires = NULL WHERE id = ? AND owner = ?",
+                         (utc_now(), db_text(run_id), owner))
+
+    def leased_elsewhere(self, row: dict[str, Any], owner: str) -> bool:
+        """Whether a run row is held by a live lease of another owner."""
+        holder, expires = row.get("owner"), row.get("lease_expires")
+        return bool(holder and holder != owner and expires and expires > utc_now() and owner_alive(holder))

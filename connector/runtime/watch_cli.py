@@ -1,15 +1,16 @@
 """``mde-connector watch``: the new-alert trigger as a command.
 
 ``--once`` for cron, ``--interval`` for a service, ``--since`` for backfills.
-SIGTERM/SIGINT stop it cleanly after the alert in hand (its container and
-checkpoint commit together, so nothing is half-done).
+SIGTERM/SIGINT are acknowledged at once and stop it cleanly after the alert
+or playbook step in hand (an alert's container and checkpoint commit
+together, so nothing is half-done); queued playbook runs stay pending, waits
+for the rate budget end early, and the exit code is 130 (SIGINT) or 143
+(SIGTERM). See :mod:`connector.runtime.stopping`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
 from typing import Any
 
@@ -39,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted)")
 
 
-def build_poller(args: argparse.Namespace, config: Any) -> Any:
-    """A Poller wired to the configured client, store and playbooks."""
+def build_poller(args: argparse.Namespace, config: Any, stops: Any = None) -> Any:
+    """A Poller wired to the configured client, store and playbooks; with
+    ``stops`` (a StopSignals), its stop event and interruptible waits."""
     from connector.actions import ActionContext
     from connector.client import DefenderClient
     from connector.runtime.poller import Poller, parse_duration
@@ -48,6 +50,8 @@ def build_poller(args: argparse.Namespace, config: Any) -> Any:
 
     store = Store.open(config.state_dir)
     client = DefenderClient.from_config(config)
+    if stops is not None:
+        stops.interruptible(client)
     playbooks: list[Any] = []
     if not args.no_playbooks:
         from connector.runtime.engine import load_shipped_playbooks
@@ -62,18 +66,22 @@ def build_poller(args: argparse.Namespace, config: Any) -> Any:
                   playbooks=playbooks, time_field=args.field, lookback=parse_duration(args.lookback),
                   overlap=parse_duration(args.overlap, "--overlap"),
                   page_size=args.page_size, workers=args.workers,
-                  max_attempts=args.max_attempts)
+                  max_attempts=args.max_attempts, stop_event=stops.event if stops is not None else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the watcher; exit 0 when every poll succeeded, 1 when one failed."""
+    """Run the watcher; exit 0 when every poll succeeded, 1 when one failed,
+    130 or 143 when SIGINT or SIGTERM stopped it."""
     from connector.config import load_config
-    from connector.runtime.poller import parse_since
+    from connector.runtime.poller import MAX_CLOCK_SKEW, parse_since
+    from connector.runtime.stopping import StopSignals
+    from connector.text import dumps_output, escape_text
 
     # Options first: a typo in --since is reported before any configuration is read.
     since = parse_since(args.since) if args.since else None
     config = load_config(args.config)
-    poller = build_poller(args, config)
+    stops = StopSignals().install()
+    poller = build_poller(args, config, stops)
     tty = sys.stderr.isatty() and args.output == "table"
 
     def on_alert(alert: dict[str, Any], stats: Any) -> None:
@@ -87,13 +95,6 @@ def run(args: argparse.Namespace) -> int:
                   f"{str(alert.get('title') or '')[:60]}", file=sys.stderr, flush=True)
 
     poller.on_alert = on_alert
-
-    def stop(signum: int, _frame: Any) -> None:
-        poller.stop_event.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
     failed = False
 
     def show(report: Any) -> None:
@@ -102,17 +103,30 @@ def run(args: argparse.Namespace) -> int:
         if tty:
             print(file=sys.stderr)
         if args.output == "json":
-            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), flush=True)
+            print(dumps_output(report.to_dict()), flush=True)
         else:
             runs = report.playbook_runs
             ok = sum(1 for r in runs if r.get("status") == "success")
-            print(f"{len(report.processed)} new alert(s), {ok}/{len(runs)} playbook run(s) succeeded; "
+            held = f", {len(report.quarantined)} quarantined" if report.quarantined else ""
+            print(f"{len(report.processed)} new alert(s){held}, {ok}/{len(runs)} playbook run(s) succeeded; "
                   f"watermark {report.checkpoint.get('watermark')}.", flush=True)
+        for held_alert in report.quarantined:
+            print(f"mde-connector: alert {escape_text(held_alert['id'])} was quarantined: "
+                  f"{escape_text(held_alert['reason']).rstrip('.')}. 'mde-connector quarantine list' shows it.",
+                  file=sys.stderr)
+        skew = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        for odd in report.implausible_time:
+            print(f"mde-connector: alert {escape_text(odd['id'])} has an implausible {poller.time_field} "
+                  f"{escape_text(odd['time'])}, more than {skew} minutes ahead of this machine's clock; it was "
+                  f"taken in, and the watermark stops at now plus {skew} minutes.", file=sys.stderr)
         for error in report.errors:
             print(f"mde-connector: {error}", file=sys.stderr)
 
-    if args.once:
-        show(poller.poll_once(since))
-    else:
-        poller.run_forever(args.interval, show, since=since)
-    return 1 if failed else 0
+    try:
+        if args.once:
+            show(poller.poll_once(since))
+        else:
+            poller.run_forever(args.interval, show, since=since)
+    finally:
+        stops.restore()
+    return stops.exit_code(1 if failed else 0)

@@ -88,7 +88,7 @@ def test_four_action_processes_and_a_watcher_share_one_budget(tmp_path: Path) ->
     assert all(code == 0 for o in outcomes for code in o["codes"]), outcomes
     everything = watch_err + "".join(e for o in outcomes for e in o["errors"])
     assert "locked" not in everything and "Traceback" not in everything, everything[-2000:]
-    assert watcher.returncode == 0, watch_err[-2000:]
+    assert watcher.returncode == 143, watch_err[-2000:]  # stopped by SIGTERM, as the shell reports it
 
     assert 429 not in statuses, f"the connector provoked {statuses.count(429)} 429s"
     assert _max_in_window(api, WINDOW) <= PER_MINUTE
