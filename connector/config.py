@@ -95,6 +95,9 @@ def read_sources(
     if path:
         file = Path(path).expanduser()
         try:
+            from connector.fsguard import check_config_file
+
+            check_config_file(file)
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(
@@ -280,21 +283,13 @@ def load_config(
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 and tighten it if it exists.
+    """The state directory, created with mode 0700 when missing, and refused
+    (ConfigError, exit 2) when another user owns it or could change it, or
+    when this user cannot write it: :func:`connector.fsguard.private_dir`.
 
     The state directory holds the token cache and the store; only the
-    connector's user may read it.
+    connector's user may change it. An existing directory is never chmod-ed.
     """
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise ConfigError(
-            f"The state directory {path} cannot be created ({exc.strerror or exc.__class__.__name__}).",
-            hint="Set 'state_dir' to a directory the connector may create or write.",
-        ) from None
-    try:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
-    except OSError:
-        pass
-    return path
+    from connector.fsguard import private_dir
+
+    return private_dir(path)
