@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from connector.config import ensure_private_dir
-from connector.errors import StoreError
+from connector.errors import ConfigError, StoreError
+from connector.fsguard import private_dir
 from connector.sqlite_db import open_database
 
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
@@ -121,22 +123,34 @@ class Store:
     transaction.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._local = threading.local()
-        ensure_private_dir(path.parent)
+        if read_only:
+            private_dir(path.parent, create=False, writable=False)
+        else:
+            ensure_private_dir(path.parent)
+            if path.exists() and not os.access(path, os.W_OK):
+                raise ConfigError(
+                    f"The store {path} is read-only for this user, and this command writes to it.",
+                    hint="Give your user write access to it; 'containers list', 'runs list' and "
+                    "'artifacts list' work on a read-only store.",
+                )
         self._connect()
 
     @classmethod
-    def open(cls, state_dir: Path) -> Store:
-        """The store in ``state_dir`` (``store.sqlite``)."""
-        return cls(Path(state_dir) / "store.sqlite")
+    def open(cls, state_dir: Path, *, read_only: bool = False) -> Store:
+        """The store in ``state_dir`` (``store.sqlite``). ``read_only``: for
+        commands that only read; it works on a read-only directory or file,
+        and any write raises StoreError."""
+        return cls(Path(state_dir) / "store.sqlite", read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = open_database(self.path, timeout=60, setup=_create_schema)
+                conn = open_database(self.path, timeout=60, setup=_create_schema, read_only=self.read_only)
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
