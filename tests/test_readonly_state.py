@@ -134,3 +134,19 @@ def test_an_action_on_a_read_only_store_in_a_writable_directory_fails_in_one_sen
     assert proc.returncode == 2
     assert "The store" in proc.stderr and "read-only" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_listing_a_writable_older_store_still_brings_its_schema_up_to_date(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from connector.cli import main
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    with sqlite3.connect(state / "store.sqlite") as conn:  # a store from before playbook runs
+        conn.execute("CREATE TABLE containers (alert_id TEXT PRIMARY KEY, name TEXT NOT NULL)")
+    conn.close()
+    assert main(["runs", "list", "--state-dir", str(state), "--output", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [] and err == ""

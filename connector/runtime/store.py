@@ -125,6 +125,10 @@ class Store:
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        if read_only and os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.W_OK):
+            # Writable after all: opened as always, so that an older store
+            # gains the tables and columns the queries expect.
+            read_only = False
         self.read_only = read_only
         self._local = threading.local()
         if read_only:
@@ -142,8 +146,9 @@ class Store:
     @classmethod
     def open(cls, state_dir: Path, *, read_only: bool = False) -> Store:
         """The store in ``state_dir`` (``store.sqlite``). ``read_only``: for
-        commands that only read; it works on a read-only directory or file,
-        and any write raises StoreError."""
+        commands that only read; where this user cannot write the directory
+        or the file, the store is opened read-only (any write raises
+        StoreError) instead of being refused."""
         return cls(Path(state_dir) / "store.sqlite", read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
