@@ -75,6 +75,12 @@ def _walk(path: Path, what: str) -> tuple[str, list[str], os.stat_result | None]
             return current, [name, *pending], None
         except NotADirectoryError:
             raise ConfigError(f"The {what} {path} cannot be used: {current} is a file, not a directory.") from None
+        except OSError as exc:
+            raise ConfigError(
+                f"The {what} {path} cannot be checked: {candidate} cannot be examined "
+                f"({exc.strerror or exc.__class__.__name__}).",
+                hint=f"Give your user access to {current}, or choose another {what}.",
+            ) from None
         if stat.S_ISLNK(st.st_mode):
             if not _trusted(st.st_uid):
                 raise ConfigError(
@@ -161,7 +167,8 @@ def private_dir(path: Path, *, create: bool = True, writable: bool = True) -> Pa
         where, missing, st = _walk(path, "state directory")
         if missing or st is None:
             raise ConfigError(f"The state directory {path} disappeared while it was being created.")
-    assert st is not None  # noqa: S101 - _walk returns a stat for an existing path
+    if st is None:
+        raise ConfigError(f"The state directory {path} cannot be found.")
     _check_private_dir(path, where, st)
     if writable and not os.access(where, os.W_OK | os.X_OK):
         raise _read_only(path)

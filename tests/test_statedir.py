@@ -261,3 +261,20 @@ def test_the_manifest_mark_never_writes_through_a_planted_temporary_name(tmp_pat
     manifest_module._remember_validated("0123abcd")
     assert victim.read_text() == "keep me"
     assert mark.read_text().strip() == "0123abcd"
+
+
+def test_a_path_that_cannot_be_examined_is_one_sentence_not_a_traceback(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    real_lstat = os.lstat
+
+    def lstat(path: object) -> os.stat_result:
+        if str(path).startswith(str(closed / "")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsguard.os, "lstat", lstat)
+    err = refused(closed / "state", "cannot be checked")
+    assert "Permission denied" in str(err)
+    config_refused(closed / "mde.json", "cannot be")
