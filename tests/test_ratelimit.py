@@ -120,6 +120,18 @@ def test_a_backward_clock_step_blocks_at_most_one_window_not_the_step(tmp_path: 
     assert b.try_acquire() == 0.0
 
 
+def test_after_a_backward_step_of_an_hour_nothing_blocks_when_the_last_minute_was_quiet(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t)
+    for _ in range(100):  # a full minute...
+        assert b.try_acquire() == 0.0
+        t.now += 0.1
+    t.now += 90
+    assert b.try_acquire() == 0.0  # ...long past, and one call since
+    t.now -= 3600
+    assert b.try_acquire() == 0.0
+
+
 def test_after_a_backward_step_calls_keep_their_spacing_and_the_limit_holds(tmp_path: Path) -> None:
     t = FakeTime()
     b = budget(tmp_path, t, per_minute=3, per_hour=1000)
