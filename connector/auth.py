@@ -20,7 +20,9 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connector.cached_token import find_cached_token
+from connector.cached_token import cache_problem, find_cached_token
 from connector.config import Config, ensure_private_dir
 from connector.errors import (
     AuthenticationError,
@@ -38,6 +40,7 @@ from connector.errors import (
     forget_secret,
     register_secret,
 )
+from connector.fsguard import atomic_write
 
 log = logging.getLogger("connector.auth")
 # msal logs a token response it cannot parse, body included, with a traceback.
@@ -200,7 +203,13 @@ class TokenProvider:
         # Several processes (CLI runs, the watcher) share one cache file: the
         # lock makes read-acquire-write atomic, so concurrent runs fetch one
         # token instead of one each.
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self._lock_path, flags, 0o600)
+        except OSError as exc:
+            # A directory or a symlink in its place: set aside like the cache.
+            self._set_aside(self._lock_path, f"it cannot be opened ({exc.strerror or exc.__class__.__name__})")
+            fd = os.open(self._lock_path, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -263,27 +272,68 @@ class TokenProvider:
             hint="Check 'tenant_id', 'cloud' and 'authority_url'.",
         )
 
-    def _load_cache(self) -> None:
+    def _read_cache(self) -> tuple[str | None, str | None]:
+        """The cache file's text: ``(text, None)``; ``(None, None)`` when
+        there is none; ``(None, why)`` when what is there cannot be read as
+        one (a directory, a symlink, a FIFO, bytes that are not UTF-8)."""
         try:
-            text = self.cache_path.read_text(encoding="utf-8")
+            # O_NOFOLLOW: never read through a symlink; O_NONBLOCK: a FIFO
+            # in its place must not hang the run.
+            fd = os.open(self.cache_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            return
+            return None, None
         except OSError as exc:
-            log.warning("token cache %s unreadable (%s); fetching a new token", self.cache_path, exc)
-            return
+            return None, f"it cannot be opened ({exc.strerror or exc.__class__.__name__})"
         try:
-            self._cache.deserialize(text)
-        except (ValueError, TypeError):
-            log.warning("token cache %s is corrupt; it will be replaced", self.cache_path)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, "it is not a regular file"
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        except OSError as exc:
+            return None, f"it cannot be read ({exc.strerror or exc.__class__.__name__})"
+        finally:
+            os.close(fd)
+        try:
+            return data.decode("utf-8"), None
+        except UnicodeDecodeError:
+            return None, "it is not UTF-8 text"
+
+    def _set_aside(self, path: Path, why: str) -> None:
+        """Move an unusable ``path`` out of the way (kept for a post-mortem,
+        never read again) with one warning; the caller writes a new one."""
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}-{os.getpid()}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return  # another process set it aside a moment ago
+        except OSError as exc:
+            raise ConfigError(
+                f"The token cache {path} cannot be used ({why}) and cannot be moved aside "
+                f"({exc.strerror or exc.__class__.__name__}).",
+                hint=f"Remove {path}.",
+            ) from None
+        log.warning("The token cache %s could not be used (%s); it was moved to %s and a new one is written.",
+                    path, why, aside.name)
+
+    def _load_cache(self) -> None:
+        """Load the cache file into msal's cache (under the file lock); an
+        unusable one is set aside, and the cache in memory written in its place."""
+        text, why = self._read_cache()
+        if text is not None:
+            why = cache_problem(text)
+            if why is None:
+                self._cache.deserialize(text)
+                return
+        if why is not None:
+            self._set_aside(self.cache_path, why)
+            self._cache.has_state_changed = True
 
     def _save_cache(self) -> None:
         if not self._cache.has_state_changed:
             return
-        tmp = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(self._cache.serialize())
-        os.replace(tmp, self.cache_path)
+        atomic_write(self.cache_path, self._cache.serialize().encode("utf-8"))
         self._cache.has_state_changed = False
 
     def token(self) -> str:
@@ -340,10 +390,9 @@ class TokenProvider:
         msal (:mod:`connector.cached_token`): a run that finds one neither
         imports msal nor sends the OIDC discovery request that building msal's
         application costs. None: ask msal, the cache's only writer."""
-        try:
-            text = self.cache_path.read_text(encoding="utf-8")  # replaced atomically: never half-written
-        except (OSError, UnicodeDecodeError):
-            return None
+        text, _ = self._read_cache()  # replaced atomically: never half-written
+        if text is None:
+            return None  # none, or unusable: msal's path sets an unusable one aside
         return find_cached_token(text, client_id=self.config.client_id, authority_url=self.config.authority_url,
                                  scope=self.config.token_scope)
 

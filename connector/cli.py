@@ -330,7 +330,7 @@ def _open_store(args: argparse.Namespace) -> Any:
     state = _state_dir(args)
     if not (state / "store.sqlite").exists():
         raise ConfigError(f"There is no store in {state} yet.", hint="Run an action first.")
-    return Store.open(state)
+    return Store.open(state, read_only=True)  # listing works on a read-only state directory
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:

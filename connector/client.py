@@ -197,6 +197,9 @@ class DefenderClient:
                 # rate_time_scale multiplies the windows (0.01: a minute lasts
                 # 0.6 s); RateBudget's time_scale divides them.
                 time_scale=1.0 / float(config.get("rate_time_scale", 1.0)),
+                # A request's longest life, (connect, read) as build_session
+                # sets them: a slot left unsettled counts until then.
+                hold=min(10.0, float(config.timeout_seconds)) + float(config.timeout_seconds),
             )
         return cls(config, session=session, tokens=tokens, budget=budget, http_spec=manifest.http, **kwargs)
 

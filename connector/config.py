@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from connector.errors import ConfigError, register_secret
 ENV_PREFIX = "MDE_"
 _TENANT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 ENV_CONFIG_PATH = "MDE_CONFIG"
+log = logging.getLogger("connector.config")
 
 
 def default_state_dir() -> Path:
@@ -95,6 +97,9 @@ def read_sources(
     if path:
         file = Path(path).expanduser()
         try:
+            from connector.fsguard import check_config_file
+
+            st = check_config_file(file)
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(
@@ -111,6 +116,7 @@ def read_sources(
             ) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"The configuration file {file} must hold a JSON object of configuration keys.")
+        _warn_if_secret_readable(file, st, loaded)
         merged.update(loaded)
     for key in props:
         value = env.get(ENV_PREFIX + key.upper())
@@ -118,6 +124,22 @@ def read_sources(
             # A string; the manifest's validation converts it by the declared type.
             merged[key] = value
     return merged
+
+
+_SECRET_FILE_KEYS = ("client_secret", "certificate_password")
+_warned_readable: set[str] = set()
+
+
+def _warn_if_secret_readable(file: Path, st: os.stat_result, values: Mapping[str, Any]) -> None:
+    """Warn once per file, like ssh does for a private key, when the file
+    holds a secret that other users may read. The run goes on."""
+    if not st.st_mode & 0o044 or not any(values.get(key) for key in _SECRET_FILE_KEYS):
+        return
+    if str(file) in _warned_readable:
+        return
+    _warned_readable.add(str(file))
+    log.warning("The configuration file %s holds a secret and other users may read it; run `chmod 600 %s`.",
+                file, file)
 
 
 def _https_url(value: str, key: str) -> str:
@@ -280,21 +302,13 @@ def load_config(
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 and tighten it if it exists.
+    """The state directory, created with mode 0700 when missing, and refused
+    (ConfigError, exit 2) when another user owns it or could change it, or
+    when this user cannot write it: :func:`connector.fsguard.private_dir`.
 
     The state directory holds the token cache and the store; only the
-    connector's user may read it.
+    connector's user may change it. An existing directory is never chmod-ed.
     """
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise ConfigError(
-            f"The state directory {path} cannot be created ({exc.strerror or exc.__class__.__name__}).",
-            hint="Set 'state_dir' to a directory the connector may create or write.",
-        ) from None
-    try:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
-    except OSError:
-        pass
-    return path
+    from connector.fsguard import private_dir
+
+    return private_dir(path)

@@ -116,18 +116,13 @@ def _validated_before(digest: str) -> bool:
 
 
 def _remember_validated(digest: str) -> None:
-    import os
+    from connector.fsguard import atomic_write
 
-    tmp = _VALIDATED_MARK.with_name(f".{_VALIDATED_MARK.name}.{os.getpid()}.tmp")
     try:
         _VALIDATED_MARK.parent.mkdir(exist_ok=True)
-        tmp.write_text(digest + "\n", encoding="ascii")
-        os.replace(tmp, _VALIDATED_MARK)
+        atomic_write(_VALIDATED_MARK, (digest + "\n").encode("ascii"), mode=0o644)
     except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        pass  # a read-only install: validated every time
 
 
 class ManifestReport(list):  # type: ignore[type-arg]

@@ -9,6 +9,32 @@ Why not a library: the budget is two sliding windows over one table of call
 times, with ``BEGIN IMMEDIATE`` giving the cross-process atomicity; about
 sixty lines here against a dependency with its own bucket abstractions, and
 the clock stays injectable for tests.
+
+Which clock: the wall clock (``time.time``). The file outlives processes and
+reboots and is shared by every process on the host; a monotonic clock starts
+again at each boot (a budget written before a reboot would lie in its
+future) and can be offset per container (Linux time namespaces), while the
+wall clock means the same to every process that opens the file. Its flaw is
+that NTP may step it. A step *backwards* would leave every recorded call in
+the future, and each would block the window for as long as the step (an hour
+for an hour's step). So each slot also records when it was taken
+(``start``), and the clock is read inside the write lock, so no slot can be
+taken later than the current time: a slot that starts in the future means the
+clock went back. Those slots are moved back together, keeping their spacing,
+so that the newest one starts "now": how much real time passed since then is
+unknown, and assuming none errs late, never early. A caller then waits at
+most one window, not the length of the step. (A step forwards makes past
+calls look older than they are; nothing on one host can tell, and NTP steps
+forwards only when the clock was behind.)
+
+When a slot counts: the server counts a call when it arrives, some time
+after the slot is taken and before the response. A slot is therefore written
+to count until ``hold`` seconds after it was taken (the request's whole
+timeout: by then the server has counted the call or never will), and
+``settle()``, once the response is in, moves it to the response time. A
+process killed mid-request (SIGKILL) leaves its slot at the late end: it
+errs late, never early, so the server never sees more calls in its window
+than the budget allows.
 """
 
 from __future__ import annotations
@@ -25,10 +51,40 @@ from connector.sqlite_db import open_database
 Clock = Callable[[], float]
 Sleeper = Callable[[float], None]
 
+# A slot taken more than this far in the future was taken before the clock
+# stepped back (the clock is read under the write lock, so nothing else puts
+# one there).
+STEP_TOLERANCE = 1.0
+
 
 def _create_schema(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS calls (t REAL NOT NULL)")
+    # t: until when the slot counts; start: when it was taken.
+    conn.execute("CREATE TABLE IF NOT EXISTS calls (t REAL NOT NULL, start REAL NOT NULL DEFAULT 0)")
     conn.execute("CREATE INDEX IF NOT EXISTS calls_t ON calls (t)")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+    if "start" not in columns:
+        # A budget file written before slots recorded their start: each
+        # counted from its own time, which is the latest it can have started.
+        conn.execute("BEGIN IMMEDIATE")
+        try:  # another process may have migrated it a moment ago
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+            if "start" not in columns:
+                conn.execute("ALTER TABLE calls ADD COLUMN start REAL NOT NULL DEFAULT 0")
+                conn.execute("UPDATE calls SET start = t")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+# Slots taken "in the future" (the clock stepped back) move back together so
+# that the newest starts now; the range on t (t >= start) keeps it an index
+# lookup when nothing needs moving. The shift is computed once per statement.
+_SHIFT_FUTURE = (
+    "UPDATE calls SET t = t - (SELECT max(start) FROM calls) + :now,"
+    " start = start - (SELECT max(start) FROM calls) + :now"
+    " WHERE t > :future AND start > :future"
+)
 
 
 class RateBudget:
@@ -38,11 +94,10 @@ class RateBudget:
     RateLimitedError when waiting would pass ``deadline`` (a ``clock()`` value).
     ``time_scale`` > 1 shrinks the windows (a simulator's scaled clock).
 
-    A slot is taken before the request is sent, but the server counts the
-    call when it arrives, a connection set-up later. ``settle()``, called
-    once the response is in, moves this thread's last slot to that moment, so
-    that every settled slot is at or after the server's own count and a
-    window this budget sees as free is free for the server too.
+    ``hold``: the longest a request may take (its connect + read timeout). A
+    slot counts until ``hold`` seconds after it was taken unless ``settle()``,
+    called once the response is in, moves it to that moment; see the module
+    docstring for why an unsettled slot must err late.
     """
 
     def __init__(
@@ -53,23 +108,27 @@ class RateBudget:
         clock: Clock = time.time,
         sleep: Sleeper = time.sleep,
         time_scale: float = 1.0,
+        hold: float = 0.0,
     ) -> None:
         self.path = path
         self.limits = [(int(n), float(w) / time_scale) for n, w in limits if n and n > 0]
         self.clock = clock
         self.sleep = sleep
+        self.hold = max(0.0, float(hold))
         self._local = threading.local()
+        # One statement for every window: the limit-th most recent slot in
+        # each decides when the next one opens there.
+        window_sql = "(SELECT t FROM calls WHERE t > :since{i} ORDER BY t DESC LIMIT 1 OFFSET :skip{i})"
+        self._select = "SELECT " + ", ".join(window_sql.format(i=i) for i in range(len(self.limits)))
 
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            from connector.fsguard import private_dir
+
+            private_dir(self.path.parent)
             conn = open_database(self.path, timeout=30, setup=_create_schema)
             self._local.conn = conn
-            try:
-                self.path.chmod(0o600)
-            except OSError:
-                pass
         return conn
 
     def try_acquire(self) -> float:
@@ -77,28 +136,28 @@ class RateBudget:
         if not self.limits:
             return 0.0
         conn = self._db()
-        now = self.clock()
         longest = max(w for _, w in self.limits)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read under the lock: every slot already written was taken
+            # before this moment, unless the clock stepped back.
+            now = self.clock()
+            conn.execute(_SHIFT_FUTURE, {"now": now, "future": now + STEP_TOLERANCE})
             conn.execute("DELETE FROM calls WHERE t <= ?", (now - longest,))
-            wait = 0.0
-            for limit, window in self.limits:
-                # The limit-th most recent call inside the window decides when
-                # the next slot opens.
-                row = conn.execute(
-                    "SELECT t FROM calls WHERE t > ? ORDER BY t DESC LIMIT 1 OFFSET ?",
-                    (now - window, limit - 1),
-                ).fetchone()
-                if row is not None:
-                    wait = max(wait, row[0] + window - now)
+            params: dict[str, float] = {}
+            for i, (limit, window) in enumerate(self.limits):
+                params[f"since{i}"], params[f"skip{i}"] = now - window, limit - 1
+            row = conn.execute(self._select, params).fetchone()
+            wait = max([0.0] + [t + window - now for t, (_, window) in zip(row, self.limits, strict=True)
+                                if t is not None])
             if wait <= 0:
-                self._local.slot = conn.execute("INSERT INTO calls (t) VALUES (?)", (now,)).lastrowid
+                self._local.slot = conn.execute("INSERT INTO calls (t, start) VALUES (?, ?)",
+                                                (now + self.hold, now)).lastrowid
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return max(wait, 0.0)
+        return wait
 
     def acquire(self, deadline: float | None = None) -> float:
         """Block until a slot is taken; return the seconds spent waiting."""
@@ -119,12 +178,13 @@ class RateBudget:
             waited += wait
 
     def settle(self) -> None:
-        """Count this thread's last slot from now (the response arrived)."""
+        """Count this thread's last slot until now (the response arrived):
+        the server counted the call at the latest now."""
         slot = getattr(self._local, "slot", None)
         if slot is None or not self.limits:
             return
         self._local.slot = None
-        self._db().execute("UPDATE calls SET t = max(t, ?) WHERE rowid = ?", (self.clock(), slot))
+        self._db().execute("UPDATE calls SET t = max(start, ?) WHERE rowid = ?", (self.clock(), slot))
 
     def describe(self) -> str:
         """Human-readable limits, e.g. ``100 calls/60 s, 1500 calls/3600 s``."""

@@ -21,15 +21,21 @@ from pathlib import Path
 
 
 def open_database(path: Path, *, timeout: float, setup: Callable[[sqlite3.Connection], object] | None = None,
-                  ) -> sqlite3.Connection:
+                  read_only: bool = False) -> sqlite3.Connection:
     """A connection (autocommit, WAL, busy timeout) to ``path``; ``setup``
     (schema creation) runs once it is in WAL mode. Raises sqlite3.Error when
-    the database stays locked past ``timeout`` seconds."""
+    the database stays locked past ``timeout`` seconds.
+
+    ``read_only``: an existing database opened for reading only, which works
+    where this user cannot write (a read-only directory or file); ``setup``
+    does not run."""
+    if read_only:
+        return _open_read_only(path, timeout)
     if not path.exists():
         # Only when missing: closing any descriptor of a live database drops
         # this process's POSIX locks on it (SQLite's documented pitfall).
         with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     deadline = time.monotonic() + timeout
     while True:
@@ -45,3 +51,20 @@ def open_database(path: Path, *, timeout: float, setup: Callable[[sqlite3.Connec
                 conn.close()
                 raise
             time.sleep(0.005 + random.random() * 0.02)  # noqa: S311 - jitter, not security
+
+
+def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    uri = path.absolute().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    # A WAL database whose -shm file is missing and cannot be created (a
+    # read-only directory): nobody can be writing it, so read it as an
+    # unchanging file.
+    conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout, isolation_level=None)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn

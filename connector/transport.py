@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
 
     ``ca_bundle`` is an *extra* trusted CA (a private endpoint, a TLS-inspecting
     proxy): the public CAs stay trusted so that the sign-in host keeps working.
-    The combined file is written once per content into ``state_dir`` (0600).
+    The combined file is written once per content into ``state_dir`` (0600)
+    and used only while it holds exactly the public CAs plus the extra CA.
     """
     import certifi
 
@@ -59,11 +61,13 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
             f"Configuration key 'ca_bundle' names {ca_bundle}, which holds no PEM certificate.",
             hint="Give a PEM file with one or more '-----BEGIN CERTIFICATE-----' blocks.",
         )
-    # "parsed": only bundles written after the check below count (an older
-    # version wrote the same names without it).
-    digest = hashlib.sha256(b"parsed\0" + extra + str(public).encode() + str(public.stat().st_size).encode())
+    public_pem = public.read_bytes()
+    expected = public_pem.rstrip(b"\n") + b"\n" + extra
+    # The name says which inputs it combines; only its content is trusted:
+    # a file that is not exactly these bytes is rebuilt, never used.
+    digest = hashlib.sha256(b"combined\0" + extra + str(public).encode() + str(len(public_pem)).encode())
     combined = state_dir / f"ca-bundle-{digest.hexdigest()[:16]}.pem"
-    if combined.exists():
+    if _holds_exactly(combined, expected):
         # Written only after these very bytes parsed below: no need to import
         # cryptography (~24 ms) to parse them again on every run.
         return str(combined)
@@ -76,14 +80,33 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
             f"Configuration key 'ca_bundle' names {ca_bundle}, whose certificates cannot be read.",
             hint="Give the CA certificate in PEM form, as exported by the CA or the proxy vendor.",
         ) from None
-    if not combined.exists():
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = combined.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(public.read_bytes().rstrip(b"\n") + b"\n" + extra)
-        os.replace(tmp, combined)
+    from connector.fsguard import atomic_write, private_dir
+
+    private_dir(state_dir)
+    atomic_write(combined, expected)
     return str(combined)
+
+
+def _holds_exactly(path: Path, expected: bytes) -> bool:
+    """Whether ``path`` is a regular file of this user's, writable by no one
+    else, holding exactly ``expected`` (never read through a symlink)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022 \
+                or st.st_size != len(expected):
+            return False
+        data = b""
+        while len(data) <= len(expected) and (chunk := os.read(fd, len(expected) + 1 - len(data))):
+            data += chunk
+        return data == expected
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 class PinnedSession(requests.Session):

@@ -10,6 +10,7 @@ sends anything to Entra ID.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -201,3 +202,142 @@ def test_after_a_401_the_cached_token_is_not_served_again(simulator: Any, tmp_pa
     provider.invalidate()
     second = provider.token()
     assert second != first and provider.token_requests == 2
+
+
+# -- a cache file that cannot be used is set aside, once, and replaced ---------------
+
+
+def _absurd_expiry(real: dict[str, Any]) -> bytes:
+    for item in real["AccessToken"].values():
+        item["expires_on"] = item["extended_expires_on"] = str(int(time.time()) + 10 * 366 * 86400)
+    return json.dumps(real).encode()
+
+
+def _infinite_expiry(real: dict[str, Any]) -> bytes:
+    text = json.dumps(real)
+    for item in real["AccessToken"].values():
+        text = text.replace(json.dumps(item["expires_on"]), "1e400")
+    return text.encode()
+
+
+def _header_breaking_secret(real: dict[str, Any]) -> bytes:
+    for item in real["AccessToken"].values():
+        item["secret"] = "abc\r\nX-Injected: 1"
+    return json.dumps(real).encode()
+
+
+def _lone_surrogate_secret(real: dict[str, Any]) -> bytes:
+    for item in real["AccessToken"].values():
+        item["secret"] = "abc\ud800"
+    return json.dumps(real).encode()
+
+
+UNUSABLE: dict[str, Any] = {
+    "not JSON": lambda real: b'{"AccessToken": {',
+    "not UTF-8": lambda real: b'{"AccessToken": {}, "x": "\xff\xfe\x80"}',
+    "a JSON list": lambda real: b"[]",
+    "a list of tokens": lambda real: b'{"AccessToken": []}',
+    "a token that is a number": lambda real: b'{"AccessToken": {"k": 5}}',
+    "an expiry ten years ahead": _absurd_expiry,
+    "an infinite expiry": _infinite_expiry,
+    "a token with CR LF": _header_breaking_secret,
+    "a token with a lone surrogate": _lone_surrogate_secret,
+    "deeply nested JSON": lambda real: b"[" * 100_000 + b"]" * 100_000,
+}
+
+
+def _provider(simulator: Any, state: Path) -> Any:
+    from connector import auth
+    from connector.transport import build_session
+
+    auth._apps.clear()  # a new process: nothing in memory
+    config = make_config(simulator.connector_config(), state)
+    return auth.TokenProvider(config, build_session(config))
+
+
+def _real_cache(simulator: Any, state: Path) -> dict[str, Any]:
+    _provider(simulator, state).token()
+    real: dict[str, Any] = json.loads((state / "token_cache.json").read_text())
+    return real
+
+
+def _check_replaced(simulator: Any, state: Path, caplog: pytest.LogCaptureFixture, before: int) -> None:
+    cache_file = state / "token_cache.json"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    assert str(cache_file) in message and "moved to token_cache.json.corrupt-" in message
+    assert "X-Injected" not in message and "\ufffd" not in message
+    assert simulator.token_requests == before + 1  # a fresh token
+    assert len(list(state.glob("token_cache.json.corrupt-*"))) == 1
+    assert cache_file.is_file() and not cache_file.is_symlink()
+    assert oct(cache_file.stat().st_mode & 0o777) == "0o600"
+    json.loads(cache_file.read_text(encoding="utf-8"))
+    # The next run uses the new cache: no warning, no token request.
+    caplog.clear()
+    _provider(simulator, state).token()
+    assert simulator.token_requests == before + 1
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("case", list(UNUSABLE))
+def test_an_unusable_cache_file_is_set_aside_once_and_replaced(simulator: Any, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture, case: str) -> None:
+    state = tmp_path / "state"
+    real = _real_cache(simulator, state)
+    (state / "token_cache.json").write_bytes(UNUSABLE[case](real))
+    before = simulator.token_requests
+    caplog.clear()
+    token = _provider(simulator, state).token()
+    assert token and "\r" not in token
+    _check_replaced(simulator, state, caplog, before)
+
+
+def test_a_directory_in_place_of_the_cache_is_set_aside(simulator: Any, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state"
+    _real_cache(simulator, state)
+    (state / "token_cache.json").unlink()
+    (state / "token_cache.json").mkdir()
+    (state / "token_cache.json" / "inside").write_text("x")
+    before = simulator.token_requests
+    caplog.clear()
+    _provider(simulator, state).token()
+    _check_replaced(simulator, state, caplog, before)
+    (aside,) = state.glob("token_cache.json.corrupt-*")
+    assert (aside / "inside").read_text() == "x"  # set aside, not deleted
+
+
+def test_a_symlink_in_place_of_the_cache_is_never_followed(simulator: Any, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state"
+    real = _real_cache(simulator, state)
+    elsewhere = tmp_path / "planted.json"
+    elsewhere.write_text(json.dumps(real))
+    (state / "token_cache.json").unlink()
+    (state / "token_cache.json").symlink_to(elsewhere)
+    before = simulator.token_requests
+    caplog.clear()
+    _provider(simulator, state).token()
+    _check_replaced(simulator, state, caplog, before)
+    assert json.loads(elsewhere.read_text()) == real  # the link's target is untouched
+
+
+def test_a_fifo_in_place_of_the_cache_does_not_hang_the_run(simulator: Any, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state"
+    _real_cache(simulator, state)
+    (state / "token_cache.json").unlink()
+    os.mkfifo(state / "token_cache.json")
+    before = simulator.token_requests
+    caplog.clear()
+    _provider(simulator, state).token()
+    _check_replaced(simulator, state, caplog, before)
+
+
+def test_a_directory_in_place_of_the_lock_file_is_set_aside(simulator: Any, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "token_cache.lock").mkdir()
+    assert _provider(simulator, state).token()
+    assert (state / "token_cache.lock").is_file()

@@ -144,3 +144,49 @@ def test_proxy_credentials_are_redacted_like_secrets(tmp_path) -> None:
     assert cfg.proxy == "http://svc-mde:Pr0xy~Passw0rd@proxy.corp.example:3128"
     assert "Pr0xy~Passw0rd" not in redact(f"connect via {cfg.proxy} failed")
     assert "Pr0xy~Passw0rd" not in str(ApiError("proxy said: Pr0xy~Passw0rd rejected"))
+
+
+# -- a secret others can read ------------------------------------------------------
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("key", ["client_secret", "certificate_password"])
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
+def test_a_readable_configuration_holding_a_secret_gets_one_warning_with_the_fix(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, key: str, mode: int) -> None:
+    values = base() if key == "client_secret" else {**base(), key: "Pfx-Passw0rd.Never-Printed"}
+    path = write(tmp_path, values)
+    path.chmod(mode)
+    caplog.clear()
+    from connector.config import read_sources
+
+    for _ in range(2):
+        assert read_sources(path, env={})[key]  # read all the same
+    (message,) = _warnings(caplog)
+    assert str(path) in message and f"chmod 600 {path}" in message
+    assert SECRET not in message and "Never-Printed" not in message
+
+
+def test_a_private_configuration_or_one_without_a_secret_gets_no_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    private = write(tmp_path, base())
+    private.chmod(0o600)
+    load_config(private, env={})
+    shared = tmp_path / "shared.json"
+    shared.write_text(json.dumps({"tenant_id": TENANT, "client_id": CLIENT}), encoding="utf-8")
+    shared.chmod(0o644)
+    load_config(shared, env={"MDE_CLIENT_SECRET": SECRET})  # the secret comes from the environment
+    assert _warnings(caplog) == []
+
+
+def test_the_cli_shows_the_warning_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import main
+
+    path = write(tmp_path, {**base(), "state_dir": str(tmp_path / "state")})
+    path.chmod(0o644)
+    main(["containers", "list", "--config", str(path)])
+    _, err = capsys.readouterr()
+    assert f"chmod 600 {path}" in err and SECRET not in err

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +97,143 @@ def test_processes_share_one_budget(tmp_path: Path) -> None:
     for p in procs:
         p.join(30)
     assert sum(q.get(timeout=5) for _ in procs) == 999
+
+
+# -- the clock steps back (NTP) ----------------------------------------------------
+
+
+def test_a_backward_clock_step_blocks_at_most_one_window_not_the_step(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t)
+    for _ in range(100):
+        assert b.try_acquire() == 0.0
+        t.now += 0.1
+    t.now += 120  # the minute has long passed: a slot is free
+    assert b.try_acquire() == 0.0
+    t.now -= 3600  # NTP steps the clock back an hour
+    wait = b.try_acquire()
+    # How much real time passed since the last call is unknown: the budget
+    # assumes none (errs late), so the newest calls count one more minute at
+    # most, never the hour of the step.
+    assert wait <= 60.0
+    t.now += wait + 0.01
+    assert b.try_acquire() == 0.0
+
+
+def test_after_a_backward_step_of_an_hour_nothing_blocks_when_the_last_minute_was_quiet(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t)
+    for _ in range(100):  # a full minute...
+        assert b.try_acquire() == 0.0
+        t.now += 0.1
+    t.now += 90
+    assert b.try_acquire() == 0.0  # ...long past, and one call since
+    t.now -= 3600
+    assert b.try_acquire() == 0.0
+
+
+def test_after_a_backward_step_calls_keep_their_spacing_and_the_limit_holds(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t, per_minute=3, per_hour=1000)
+    for gap in (0, 20, 20):  # calls at +0, +20, +40
+        t.now += gap
+        assert b.try_acquire() == 0.0
+    t.now -= 1800
+    # The newest call counts from now; the oldest left 40 s before it.
+    assert b.try_acquire() == pytest.approx(20.0, abs=0.01)
+    t.now += 20.01
+    assert b.try_acquire() == 0.0
+    assert b.try_acquire() > 0  # three in the minute again: never more
+
+
+def test_a_small_backward_step_within_the_tolerance_changes_nothing(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t, per_minute=2)
+    b.try_acquire()
+    t.now += 10
+    b.try_acquire()
+    t.now -= 0.5
+    assert b.try_acquire() == pytest.approx(50.5, abs=0.01)
+
+
+# -- slots not settled: the request's process was killed ----------------------------
+
+
+def test_an_unsettled_slot_counts_until_its_hold_ends(tmp_path: Path) -> None:
+    t = FakeTime()
+    path = tmp_path / "rate.sqlite"
+    start = t.now
+    RateBudget(path, [(1, 60)], clock=t.clock, sleep=t.sleep, hold=30).try_acquire()  # never settled
+    other = RateBudget(path, [(1, 60)], clock=t.clock, sleep=t.sleep, hold=30)
+    t.now = start + 61
+    # The server may have counted the call as late as start + 30.
+    assert other.try_acquire() == pytest.approx(29.0, abs=0.01)
+
+
+def test_a_settled_slot_counts_from_the_response(tmp_path: Path) -> None:
+    t = FakeTime()
+    start = t.now
+    b = RateBudget(tmp_path / "rate.sqlite", [(1, 60)], clock=t.clock, sleep=t.sleep, hold=30)
+    b.try_acquire()
+    t.now = start + 2  # the response arrived
+    b.settle()
+    t.now = start + 61
+    assert b.try_acquire() == pytest.approx(1.0, abs=0.01)
+    t.now = start + 62.01
+    assert b.try_acquire() == 0.0
+
+
+def _take_and_hang(path: str, now: float, taken: Any) -> None:
+    b = RateBudget(Path(path), [(1, 60)], clock=lambda: now, hold=30)
+    b.acquire()
+    taken.set()
+    time.sleep(120)  # "in flight" until killed
+    b.settle()
+
+
+def test_a_process_killed_mid_request_leaves_a_slot_that_errs_late(tmp_path: Path) -> None:
+    t = FakeTime()
+    path = tmp_path / "rate.sqlite"
+    start = t.now
+    ctx = multiprocessing.get_context("fork")
+    taken = ctx.Event()
+    proc = ctx.Process(target=_take_and_hang, args=(str(path), start, taken))
+    proc.start()
+    try:
+        assert taken.wait(60)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL
+    after = RateBudget(path, [(1, 60)], clock=t.clock, sleep=t.sleep, hold=30)
+    t.now = start + 61
+    assert after.try_acquire() == pytest.approx(29.0, abs=0.01)  # not free at +60: the call may be late
+    after.acquire()
+    assert t.now == pytest.approx(start + 90, abs=0.1)
+
+
+# -- the file ---------------------------------------------------------------------
+
+
+def test_a_budget_file_from_before_slots_recorded_their_start_keeps_counting(tmp_path: Path) -> None:
+    t = FakeTime()
+    path = tmp_path / "rate.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE calls (t REAL NOT NULL)")
+        conn.executemany("INSERT INTO calls (t) VALUES (?)", [(t.now - 10,), (t.now - 5,)])
+    conn.close()
+    b = RateBudget(path, [(2, 60)], clock=t.clock, sleep=t.sleep)
+    assert b.try_acquire() == pytest.approx(50.0, abs=0.01)
+
+
+def test_taking_a_slot_costs_no_more_statements_than_before(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t)
+    b.try_acquire()
+    statements: list[str] = []
+    b._db().set_trace_callback(statements.append)
+    b.try_acquire()
+    b.settle()
+    # BEGIN, the step check, DELETE, one SELECT for both windows, INSERT,
+    # COMMIT; then the settling UPDATE.
+    assert len(statements) <= 7

@@ -46,3 +46,52 @@ def test_an_unreadable_ca_is_refused_every_time(tmp_path: Path, parses: list[byt
             trust_store(bad, tmp_path / "state")
     assert len(parses) == 2
     assert not list((tmp_path / "state").glob("ca-bundle-*")) if (tmp_path / "state").exists() else True
+
+
+# -- the combined file is trusted by its content, not its name -------------------
+
+
+def test_a_combined_bundle_changed_on_disk_is_rebuilt_not_trusted(simulator: Any, tmp_path: Path,
+                                                                  parses: list[bytes]) -> None:
+    ca = Path(simulator.ca_bundle)
+    combined = Path(trust_store(ca, tmp_path / "state"))
+    good = combined.read_bytes()
+    # Someone slips one more certificate into the file that bears the right name.
+    combined.write_bytes(good + b"\n-----BEGIN CERTIFICATE-----\nMIIBattacker\n-----END CERTIFICATE-----\n")
+    assert trust_store(ca, tmp_path / "state") == str(combined)
+    assert combined.read_bytes() == good
+    assert len(parses) == 2  # rebuilt the slow way, parse included
+
+
+def test_a_combined_bundle_of_the_right_length_but_other_bytes_is_rebuilt(simulator: Any, tmp_path: Path,
+                                                                           parses: list[bytes]) -> None:
+    ca = Path(simulator.ca_bundle)
+    combined = Path(trust_store(ca, tmp_path / "state"))
+    good = combined.read_bytes()
+    combined.write_bytes(good[:-40] + b"X" * 40)
+    trust_store(ca, tmp_path / "state")
+    assert combined.read_bytes() == good
+
+
+def test_a_symlink_at_the_combined_bundles_name_is_replaced_never_followed(simulator: Any, tmp_path: Path,
+                                                                           parses: list[bytes]) -> None:
+    ca = Path(simulator.ca_bundle)
+    combined = Path(trust_store(ca, tmp_path / "state"))
+    good = combined.read_bytes()
+    planted = tmp_path / "planted.pem"
+    planted.write_bytes(good)  # even the right bytes do not make a symlink trusted
+    combined.unlink()
+    combined.symlink_to(planted)
+    assert trust_store(ca, tmp_path / "state") == str(combined)
+    assert not combined.is_symlink() and combined.read_bytes() == good
+    assert planted.read_bytes() == good
+    assert len(parses) == 2
+
+
+def test_a_combined_bundle_others_may_write_is_rebuilt_private(simulator: Any, tmp_path: Path,
+                                                               parses: list[bytes]) -> None:
+    ca = Path(simulator.ca_bundle)
+    combined = Path(trust_store(ca, tmp_path / "state"))
+    combined.chmod(0o666)
+    trust_store(ca, tmp_path / "state")
+    assert oct(combined.stat().st_mode & 0o777) == "0o600"

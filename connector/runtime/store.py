@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from connector.config import ensure_private_dir
-from connector.errors import StoreError
+from connector.errors import ConfigError, StoreError
+from connector.fsguard import private_dir
 from connector.sqlite_db import open_database
 from connector.text import db_json, db_text, escape_text
 
@@ -196,22 +197,39 @@ class Store:
     transaction.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
+        if read_only and os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.W_OK):
+            # Writable after all: opened as always, so that an older store
+            # gains the tables and columns the queries expect.
+            read_only = False
+        self.read_only = read_only
         self._local = threading.local()
-        ensure_private_dir(path.parent)
+        if read_only:
+            private_dir(path.parent, create=False, writable=False)
+        else:
+            ensure_private_dir(path.parent)
+            if path.exists() and not os.access(path, os.W_OK):
+                raise ConfigError(
+                    f"The store {path} is read-only for this user, and this command writes to it.",
+                    hint="Give your user write access to it; 'containers list', 'runs list' and "
+                    "'artifacts list' work on a read-only store.",
+                )
         self._connect()
 
     @classmethod
-    def open(cls, state_dir: Path) -> Store:
-        """The store in ``state_dir`` (``store.sqlite``)."""
-        return cls(Path(state_dir) / "store.sqlite")
+    def open(cls, state_dir: Path, *, read_only: bool = False) -> Store:
+        """The store in ``state_dir`` (``store.sqlite``). ``read_only``: for
+        commands that only read; where this user cannot write the directory
+        or the file, the store is opened read-only (any write raises
+        StoreError) instead of being refused."""
+        return cls(Path(state_dir) / "store.sqlite", read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = open_database(self.path, timeout=60, setup=_create_schema)
+                conn = open_database(self.path, timeout=60, setup=_create_schema, read_only=self.read_only)
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:

@@ -237,11 +237,16 @@ def test_no_secret_in_results_exceptions_or_a_recorded_cassette(sim: Any, tmp_pa
 # -- file modes ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("existing_mode", [None, 0o755])
 @pytest.mark.parametrize("umask", [0o022, 0o000])
-def test_state_files_are_0600_in_a_0700_directory_even_after_sigkill(sim: Any, tmp_path: Path, umask: int) -> None:
+def test_state_files_are_0600_even_after_sigkill(sim: Any, tmp_path: Path, umask: int,
+                                                 existing_mode: int | None) -> None:
+    # The connector makes a missing state directory 0700; an existing one
+    # that only others may read is the user's choice, used and never chmod-ed.
     state = tmp_path / "state"
-    state.mkdir(mode=0o755)
-    os.chmod(state, 0o755)  # noqa: S103 - a state directory made too open must be tightened
+    if existing_mode is not None:
+        state.mkdir()
+        os.chmod(state, existing_mode)
     config = sim.write_config(tmp_path / "mde.json", state_dir=str(state))
     assert run_cli(*_files_args(config), umask=umask).returncode == 0
     count("processes")
@@ -257,5 +262,5 @@ def test_state_files_are_0600_in_a_0700_directory_even_after_sigkill(sim: Any, t
     count("kill points")
     modes = {p.name: p.stat().st_mode & 0o777 for p in state.rglob("*")}
     assert {"token_cache.json", "store.sqlite", "store.sqlite-wal", "rate_budget.sqlite-wal"} <= set(modes)
-    assert state.stat().st_mode & 0o777 == 0o700
+    assert state.stat().st_mode & 0o777 == (0o700 if existing_mode is None else existing_mode)
     assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}
