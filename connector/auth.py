@@ -31,6 +31,7 @@ import requests
 from connector.cached_token import find_cached_token
 from connector.config import Config, ensure_private_dir
 from connector.errors import (
+    ApiError,
     AuthenticationError,
     ConfigError,
     NetworkError,
@@ -38,6 +39,7 @@ from connector.errors import (
     forget_secret,
     register_secret,
 )
+from connector.transport import DeadlineExceeded, ResponseTooLarge, megabytes
 
 log = logging.getLogger("connector.auth")
 # msal logs a token response it cannot parse, body included, with a traceback.
@@ -244,6 +246,18 @@ class TokenProvider:
         return self._app
 
     def _authority_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, DeadlineExceeded):
+            return NetworkError(
+                f"The sign-in authority {self.config.login_host} did not send its whole answer within "
+                f"timeout_seconds ({exc.seconds:g} s).",
+                hint="Check the network, 'proxy' and 'authority_url', or raise 'timeout_seconds'.",
+            )
+        if isinstance(exc, ResponseTooLarge):
+            return ApiError(
+                f"The sign-in authority {self.config.login_host} sent an answer larger than max_response_mb "
+                f"({megabytes(exc.limit)}) once decompressed, so the connector stopped reading it.",
+                hint="Check 'authority_url' and 'proxy'; Entra ID's answers are a few kilobytes.",
+            )
         if isinstance(exc, requests.exceptions.SSLError):
             from connector.transport import tls_reason
 
@@ -302,8 +316,9 @@ class TokenProvider:
                 result = app.acquire_token_for_client(scopes=scopes)
             except requests.RequestException as exc:
                 raise self._authority_error(exc) from None
-            except ValueError:
-                # msal could not parse the token response (a proxy's page, a cut body).
+            except (ValueError, RecursionError):
+                # msal could not parse the token response (a proxy's page, a cut
+                # body, JSON nested too deeply).
                 raise self._unusable_answer(unavailable=False) from None
             except Exception as exc:  # noqa: BLE001 - msal's own exceptions, e.g. MsalServiceError on a 5xx
                 if exc.__class__.__module__.startswith("msal"):

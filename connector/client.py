@@ -21,6 +21,7 @@ Clock, sleep and randomness are injected so tests never sleep.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import random
@@ -43,6 +44,7 @@ from connector.errors import (
     TLSError,
     UnauthorizedError,
 )
+from connector.transport import DeadlineExceeded, ResponseTooLarge, megabytes
 
 log = logging.getLogger("connector.client")
 
@@ -97,10 +99,24 @@ def _http_date(value: str) -> float | None:
     return when.timestamp()
 
 
+def _null_constant(_: str) -> None:
+    # NaN, Infinity and -Infinity are not JSON: read as null, like a missing value.
+    return None
+
+
+def parse_json(response: requests.Response) -> Any:
+    """The JSON body (NaN/Infinity read as null). Raises ValueError when it is
+    not JSON, or nested too deeply to read."""
+    try:
+        return json.loads(response.text, parse_constant=_null_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
     """(code, message, correlation id) from Microsoft's error body, if it has one."""
     try:
-        body = response.json()
+        body = parse_json(response)
     except ValueError:
         return None, None, None
     err = body.get("error") if isinstance(body, dict) else None
@@ -318,6 +334,19 @@ class DefenderClient:
                     hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file; "
                     "verification cannot be turned off.",
                 ) from None
+            except ResponseTooLarge as exc:
+                # The same answer would come again: no retry.
+                raise ApiError(
+                    f"Defender's answer for {resource} is larger than max_response_mb ({megabytes(exc.limit)}) "
+                    "once decompressed, so the connector stopped reading it.",
+                    hint="Raise 'max_response_mb' if this alert really has that many files.",
+                ) from None
+            except DeadlineExceeded as exc:
+                failure = NetworkError(
+                    f"{urlsplit(url).netloc} did not send its whole answer for {resource} within "
+                    f"timeout_seconds ({exc.seconds:g} s).",
+                    hint="Check the network and 'proxy', or raise 'timeout_seconds'.",
+                )
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
                 failure = NetworkError(
                     f"The connection to {urlsplit(url).netloc} was dropped before the whole response arrived "
@@ -336,7 +365,7 @@ class DefenderClient:
                 status = response.status_code
                 if status == 200:
                     try:
-                        body = response.json()
+                        body = parse_json(response)
                     except ValueError:
                         body = None
                     if isinstance(body, dict):
