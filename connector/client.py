@@ -147,6 +147,14 @@ def _describe_body(response: requests.Response) -> str:
     return f"a {ctype} body that is not the documented JSON"
 
 
+def _full_url(url: str, params: Mapping[str, str] | None) -> str:
+    """The URL requests sends for ``url`` with ``params`` (normalised the same
+    way for a link and for the first page)."""
+    prepared = requests.models.PreparedRequest()
+    prepared.prepare_url(url, dict(params or {}))
+    return str(prepared.url)
+
+
 class DefenderClient:
     """Calls the Defender for Endpoint API for one configured instance.
 
@@ -251,6 +259,9 @@ class DefenderClient:
         """Yield the ``value`` list of each page, following ``@odata.nextLink``."""
         url = self.config.api_base_url + path
         page_params: Mapping[str, str] | None = params
+        # Every page fetched in this run, as requested: a link back to one of
+        # them would loop until max_pages, spending the rate budget.
+        served = {_full_url(url, params)}
         for page_no in range(1, self.max_pages + 1):
             body = self._get(url, page_params, resource=resource, permission=permission)
             items = body.get(self.items_field)
@@ -264,6 +275,13 @@ class DefenderClient:
             if not link:
                 return
             url = self._checked_next_link(link)
+            if _full_url(url, None) in served:
+                raise ApiError(
+                    f"Defender returned an @odata.nextLink to a page of {resource} it already served "
+                    f"(after page {page_no}), so paging stopped instead of looping.",
+                    hint="Run the action again; if it keeps happening, report it to Microsoft with the alert id.",
+                )
+            served.add(_full_url(url, None))
             page_params = None  # the link carries its own query
             if page_no == self.max_pages:
                 raise ApiError(

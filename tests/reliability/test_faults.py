@@ -367,6 +367,32 @@ def test_a_gzip_bomb_is_an_api_error_with_bounded_memory(sim: Any, tmp_path: Any
     assert_one_sentence(result["message"])
 
 
+def test_a_next_link_back_to_a_served_page_ends_paging_at_once(fresh_simulator: Any, tmp_path: Any) -> None:
+    from connector import auth
+
+    count("faults")
+    auth._apps.clear()
+    sim = fresh_simulator(rate_per_minute=1_000_000, rate_per_hour=10_000_000, files_page_size=2)
+    sim.script(api(200, action="loop", path_contains="$skip="))
+    config = make_config(sim, tmp_path / "state", **{**SETTINGS, "max_pages": 50})
+    result, context = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "api_error", result.message
+    assert "already served" in result.message, result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+    # page 1, page 2 pointing back to page 1, and nothing more
+    assert len([r for r in sim.requests if r.path.startswith("/api/")]) == 2
+
+
+def test_a_next_link_to_the_same_page_ends_paging_at_once(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    sim.script(api(200, action="loop"))
+    config = make_config(sim, tmp_path / "state", **{**SETTINGS, "max_pages": 50})
+    result, _ = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "api_error" and "already served" in result.message, result.message
+    assert len([r for r in sim.requests if r.path.startswith("/api/")]) == 1
+
+
 def test_json_nested_too_deeply_is_an_api_error(sim: Any, tmp_path: Any) -> None:
     count("faults")
     deep = b'{"value": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}"
