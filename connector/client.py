@@ -311,6 +311,10 @@ class DefenderClient:
             )
         return link
 
+    def use_token(self, token: str) -> None:
+        """Send ``token`` on the next calls (until a 401 replaces it)."""
+        self._token = token
+
     def _bearer(self) -> str:
         if self._token is None:
             self._token = self.tokens.token()
