@@ -138,3 +138,31 @@ def test_files_run_after_connectivity_reuse_the_cache(sim: Any, tmp_path: Any) -
     sim.reset_log()
     assert run_files(config, EXAMPLE)[0].ok
     assert sim.token_requests == 0
+
+
+def test_no_rate_budget_or_store_lock_is_held_while_a_body_trickles(own_sim: Any, tmp_path: Any) -> None:
+    import sqlite3
+
+    from tests.reliability.support import FILES_PATH
+
+    count("faults")
+    config = make_config(own_sim, tmp_path / "state", timeout_seconds=8, max_retries=0)
+    assert run_files(config)[0].ok  # both databases exist
+    own_sim.reset_log()
+    own_sim.script(ScriptedResponse(200, action="trickle", delay=0.5, path_contains=FILES_PATH))
+    results: list[Any] = []
+    thread = _stuck_on(own_sim, FILES_PATH, lambda: results.append(run_files(config)[0]))
+    writable = []
+    for name in ("rate_budget.sqlite", "store.sqlite"):
+        conn = sqlite3.connect(config.state_dir / name, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # "database is locked" if a writer held it
+            conn.execute("ROLLBACK")
+            writable.append(name)
+        finally:
+            conn.close()
+    still_fetching = thread.is_alive()
+    thread.join(SAFETY)
+    assert not thread.is_alive()
+    assert writable == ["rate_budget.sqlite", "store.sqlite"] and still_fetching
+    assert results and results[0].error["kind"] == "network", results
