@@ -33,6 +33,7 @@ import requests
 from connector.cached_token import cache_problem, find_cached_token
 from connector.config import Config, ensure_private_dir
 from connector.errors import (
+    ApiError,
     AuthenticationError,
     ConfigError,
     NetworkError,
@@ -41,6 +42,7 @@ from connector.errors import (
     register_secret,
 )
 from connector.fsguard import atomic_write
+from connector.transport import DeadlineExceeded, ResponseTooLarge, megabytes
 
 log = logging.getLogger("connector.auth")
 # msal logs a token response it cannot parse, body included, with a traceback.
@@ -220,39 +222,64 @@ class TokenProvider:
     def _application(self) -> Any:
         if self._app is not None:
             return self._app
-        import msal
+        credential = self._credential()
+        cred_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
+        key = f"{self.config.fingerprint()}|{cred_id}|{self.cache_path}"
+        with _apps_lock:
+            existing = _apps.get(key)
+        if existing is None:
+            # Built outside the lock: building sends the OIDC discovery request.
+            import msal
 
+            cache = msal.SerializableTokenCache()
+            built = (self._build_app(credential, cache), cache)
+            with _apps_lock:
+                existing = _apps.setdefault(key, built)
+        self._app, self._cache = existing
+        return self._app
+
+    def _credential(self) -> Any:
         cfg = self.config
         credential: Any = cfg.client_secret if cfg.client_secret else _load_certificate(cfg)
         if isinstance(credential, str):
             register_secret(credential)
-        cred_id = hashlib.sha256(json.dumps(credential, sort_keys=True).encode()).hexdigest()
-        key = f"{cfg.fingerprint()}|{cred_id}|{self.cache_path}"
-        with _apps_lock:
-            existing = _apps.get(key)
-            if existing is None:
-                cache = msal.SerializableTokenCache()
-                host = cfg.login_host.split("://", 1)[1].split(":")[0]
-                try:
-                    app = msal.ConfidentialClientApplication(
-                        cfg.client_id,
-                        client_credential=credential,
-                        authority=cfg.authority_url,
-                        token_cache=cache,
-                        http_client=_RecordingHttpClient(self.session),
-                        # A host msal does not know (private authority, the
-                        # simulator) cannot be validated against Microsoft's list.
-                        instance_discovery=host in _KNOWN_LOGIN_HOSTS,
-                        app_name="mde-connector",
-                    )
-                except (requests.RequestException, ValueError) as exc:
-                    raise self._authority_error(exc) from None
-                existing = (app, cache)
-                _apps[key] = existing
-        self._app, self._cache = existing
-        return self._app
+        return credential
+
+    def _build_app(self, credential: Any, cache: Any) -> Any:
+        """msal's application for this identity over ``cache`` (sends the
+        authority's OIDC discovery request)."""
+        import msal
+
+        cfg = self.config
+        host = cfg.login_host.split("://", 1)[1].split(":")[0]
+        try:
+            return msal.ConfidentialClientApplication(
+                cfg.client_id,
+                client_credential=credential,
+                authority=cfg.authority_url,
+                token_cache=cache,
+                http_client=_RecordingHttpClient(self.session),
+                # A host msal does not know (private authority, the
+                # simulator) cannot be validated against Microsoft's list.
+                instance_discovery=host in _KNOWN_LOGIN_HOSTS,
+                app_name="mde-connector",
+            )
+        except (requests.RequestException, ValueError) as exc:
+            raise self._authority_error(exc) from None
 
     def _authority_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, DeadlineExceeded):
+            return NetworkError(
+                f"The sign-in authority {self.config.login_host} did not send its whole answer within "
+                f"timeout_seconds ({exc.seconds:g} s).",
+                hint="Check the network, 'proxy' and 'authority_url', or raise 'timeout_seconds'.",
+            )
+        if isinstance(exc, ResponseTooLarge):
+            return ApiError(
+                f"The sign-in authority {self.config.login_host} sent an answer larger than max_response_mb "
+                f"({megabytes(exc.limit)}) once decompressed, so the connector stopped reading it.",
+                hint="Check 'authority_url' and 'proxy'; Entra ID's answers are a few kilobytes.",
+            )
         if isinstance(exc, requests.exceptions.SSLError):
             from connector.transport import tls_reason
 
@@ -344,24 +371,47 @@ class TokenProvider:
             _remember_token(cached)  # redacted like one from msal
             return cached
         app = self._application()
-        scopes = [self.config.token_scope]
+        # The cache file's lock is never held across the request to Entra ID:
+        # a slow sign-in host must not stall every other run on this machine.
+        # Two runs that miss the cache at once may each fetch a token; the
+        # last one written stays cached.
         with self._file_lock():
             self._load_cache()
-            _last_response.value = None
-            try:
-                result = app.acquire_token_for_client(scopes=scopes)
-            except requests.RequestException as exc:
-                raise self._authority_error(exc) from None
-            except ValueError:
-                # msal could not parse the token response (a proxy's page, a cut body).
-                raise self._unusable_answer(unavailable=False) from None
-            except Exception as exc:  # noqa: BLE001 - msal's own exceptions, e.g. MsalServiceError on a 5xx
-                if exc.__class__.__module__.startswith("msal"):
-                    raise self._unusable_answer(unavailable=True) from None
-                raise
-            if result and result.get("token_source") == "identity_provider":
-                self.token_requests += 1
-            self._save_cache()
+        result = self._acquire(app)
+        if result and result.get("token_source") == "identity_provider":
+            self.token_requests += 1
+            with self._file_lock():
+                self._save_cache()
+        return self._access_token(result)
+
+    def fresh_token(self) -> str:
+        """A token just issued by Entra ID, never one from a cache: proves that
+        the configured credential works now (test-connectivity). Raises like
+        :meth:`token`."""
+        import msal
+
+        app = self._build_app(self._credential(), msal.SerializableTokenCache())
+        result = self._acquire(app)
+        self.token_requests += 1
+        return self._access_token(result)
+
+    def _acquire(self, app: Any) -> Any:
+        scopes = [self.config.token_scope]
+        _last_response.value = None
+        try:
+            return app.acquire_token_for_client(scopes=scopes)
+        except requests.RequestException as exc:
+            raise self._authority_error(exc) from None
+        except (ValueError, RecursionError):
+            # msal could not parse the token response (a proxy's page, a cut
+            # body, JSON nested too deeply).
+            raise self._unusable_answer(unavailable=False) from None
+        except Exception as exc:  # noqa: BLE001 - msal's own exceptions, e.g. MsalServiceError on a 5xx
+            if exc.__class__.__module__.startswith("msal"):
+                raise self._unusable_answer(unavailable=True) from None
+            raise
+
+    def _access_token(self, result: Any) -> str:
         if not result or "access_token" not in result:
             if result and not (result.get("error") or result.get("error_description")):
                 raise AuthenticationError(

@@ -21,6 +21,7 @@ Clock, sleep and randomness are injected so tests never sleep.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import random
@@ -43,6 +44,7 @@ from connector.errors import (
     TLSError,
     UnauthorizedError,
 )
+from connector.transport import DeadlineExceeded, ResponseTooLarge, megabytes
 
 log = logging.getLogger("connector.client")
 
@@ -97,10 +99,24 @@ def _http_date(value: str) -> float | None:
     return when.timestamp()
 
 
+def _null_constant(_: str) -> None:
+    # NaN, Infinity and -Infinity are not JSON: read as null, like a missing value.
+    return None
+
+
+def parse_json(response: requests.Response) -> Any:
+    """The JSON body (NaN/Infinity read as null). Raises ValueError when it is
+    not JSON, or nested too deeply to read."""
+    try:
+        return json.loads(response.text, parse_constant=_null_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
     """(code, message, correlation id) from Microsoft's error body, if it has one."""
     try:
-        body = response.json()
+        body = parse_json(response)
     except ValueError:
         return None, None, None
     err = body.get("error") if isinstance(body, dict) else None
@@ -129,6 +145,14 @@ def _describe_body(response: requests.Response) -> str:
     if "html" in ctype:
         return "an HTML page (often a proxy or gateway error page)"
     return f"a {ctype} body that is not the documented JSON"
+
+
+def _full_url(url: str, params: Mapping[str, str] | None) -> str:
+    """The URL requests sends for ``url`` with ``params`` (normalised the same
+    way for a link and for the first page)."""
+    prepared = requests.models.PreparedRequest()
+    prepared.prepare_url(url, dict(params or {}))
+    return str(prepared.url)
 
 
 class DefenderClient:
@@ -238,6 +262,9 @@ class DefenderClient:
         """Yield the ``value`` list of each page, following ``@odata.nextLink``."""
         url = self.config.api_base_url + path
         page_params: Mapping[str, str] | None = params
+        # Every page fetched in this run, as requested: a link back to one of
+        # them would loop until max_pages, spending the rate budget.
+        served = {_full_url(url, params)}
         for page_no in range(1, self.max_pages + 1):
             body = self._get(url, page_params, resource=resource, permission=permission)
             items = body.get(self.items_field)
@@ -251,6 +278,13 @@ class DefenderClient:
             if not link:
                 return
             url = self._checked_next_link(link)
+            if _full_url(url, None) in served:
+                raise ApiError(
+                    f"Defender returned an @odata.nextLink to a page of {resource} it already served "
+                    f"(after page {page_no}), so paging stopped instead of looping.",
+                    hint="Run the action again; if it keeps happening, report it to Microsoft with the alert id.",
+                )
+            served.add(_full_url(url, None))
             page_params = None  # the link carries its own query
             if page_no == self.max_pages:
                 raise ApiError(
@@ -279,6 +313,10 @@ class DefenderClient:
                 f"{self.config.api_base_url}, and following it would send the access token there.",
             )
         return link
+
+    def use_token(self, token: str) -> None:
+        """Send ``token`` on the next calls (until a 401 replaces it)."""
+        self._token = token
 
     def _bearer(self) -> str:
         if self._token is None:
@@ -321,6 +359,19 @@ class DefenderClient:
                     hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file; "
                     "verification cannot be turned off.",
                 ) from None
+            except ResponseTooLarge as exc:
+                # The same answer would come again: no retry.
+                raise ApiError(
+                    f"Defender's answer for {resource} is larger than max_response_mb ({megabytes(exc.limit)}) "
+                    "once decompressed, so the connector stopped reading it.",
+                    hint="Raise 'max_response_mb' if this alert really has that many files.",
+                ) from None
+            except DeadlineExceeded as exc:
+                failure = NetworkError(
+                    f"{urlsplit(url).netloc} did not send its whole answer for {resource} within "
+                    f"timeout_seconds ({exc.seconds:g} s).",
+                    hint="Check the network and 'proxy', or raise 'timeout_seconds'.",
+                )
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
                 failure = NetworkError(
                     f"The connection to {urlsplit(url).netloc} was dropped before the whole response arrived "
@@ -339,7 +390,7 @@ class DefenderClient:
                 status = response.status_code
                 if status == 200:
                     try:
-                        body = response.json()
+                        body = parse_json(response)
                     except ValueError:
                         body = None
                     if isinstance(body, dict):

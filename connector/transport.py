@@ -12,6 +12,13 @@ It never follows a redirect either: requests would re-send a 307/308 POST,
 the token request with its client secret included, to wherever the Location
 header points, and a GET to another host. Neither Entra ID's token endpoint
 nor the API redirects; an answer that does is reported, not followed.
+
+And every exchange is bounded: the whole of it (connecting, waiting, reading
+the body) must end within the request's read timeout (``timeout_seconds``),
+however slowly the bytes trickle in, and the body may not grow past
+``max_response_bytes`` once decompressed, so an endless or gzip-bombed body
+ends as :class:`DeadlineExceeded` or :class:`ResponseTooLarge` with memory
+bounded by the cap.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ import logging
 import os
 import stat
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3.exceptions
 
 from connector import __version__
 from connector.errors import ConfigError
@@ -32,6 +41,33 @@ from connector.errors import ConfigError
 log = logging.getLogger("connector.http")
 
 USER_AGENT = f"mde-connector/{__version__} (+Get Alert Related Files) python-requests/{requests.__version__}"
+
+#: ``max_response_mb``'s default, in bytes (MB are 10^6 bytes).
+DEFAULT_MAX_RESPONSE_BYTES = 200 * 1_000_000
+_CHUNK = 1 << 16  # read and decompress at most this much at a time
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """The whole exchange did not end within its deadline (``timeout_seconds``)."""
+
+    def __init__(self, seconds: float, url: str) -> None:
+        super().__init__(f"no complete response within {seconds:g} s")
+        self.seconds = seconds
+        self.url = url
+
+
+class ResponseTooLarge(requests.RequestException):
+    """The body, decompressed, grew past ``max_response_bytes``."""
+
+    def __init__(self, limit: int, url: str) -> None:
+        super().__init__(f"response body larger than {limit} bytes")
+        self.limit = limit
+        self.url = url
+
+
+def megabytes(limit: int) -> str:
+    """A byte limit as ``max_response_mb`` states it, e.g. ``200 MB``."""
+    return f"{limit / 1_000_000:g} MB"
 
 
 def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
@@ -114,13 +150,18 @@ class PinnedSession(requests.Session):
     from the configuration on every call, whatever the caller or environment
     passes. ``verify=False`` is refused, and redirects are never followed."""
 
-    def __init__(self, verify: str | bool, proxy: str | None, timeout: float | tuple[float, float]) -> None:
+    def __init__(self, verify: str | bool, proxy: str | None, timeout: float | tuple[float, float],
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         super().__init__()
         self._pinned_verify = verify
         self._pinned_proxies = {"http": proxy, "https": proxy} if proxy else None
         self._default_timeout = timeout
+        self.max_response_bytes = int(max_response_bytes)
         self.verify = verify
         self.headers["User-Agent"] = USER_AGENT
+        # Only what _read_body decompresses with a bound (never br or zstd,
+        # which requests would otherwise offer when their modules are installed).
+        self.headers["Accept-Encoding"] = "gzip, deflate"
         if proxy:
             self.proxies.update(self._pinned_proxies or {})
         # Keep-alive connections for the API host and the sign-in host.
@@ -152,22 +193,143 @@ class PinnedSession(requests.Session):
         return {**settings, "proxies": dict(settings["proxies"])}
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """requests' ``request`` with the pinned settings, whose body is read
+        in full, within the deadline and the size cap, before it returns.
+
+        The deadline is the read timeout (``timeout_seconds``, or what a
+        caller passes), counted from now for the whole exchange. Raises
+        :class:`DeadlineExceeded` or :class:`ResponseTooLarge` besides
+        requests' own exceptions.
+        """
         kwargs["verify"] = self._pinned_verify
         kwargs["allow_redirects"] = False
         if self._pinned_proxies:
             kwargs["proxies"] = self._pinned_proxies
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._default_timeout
-        started = time.perf_counter()
+        timeout = kwargs.get("timeout")
+        if timeout is None:
+            timeout = kwargs["timeout"] = self._default_timeout
+        kwargs["stream"] = True
+        total = float(timeout[1] if isinstance(timeout, tuple) else timeout)
+        started = time.monotonic()
         try:
             response = super().request(_s(method), url, *args, **kwargs)
+            self._read_body(response, started + total, total)
         except requests.RequestException as exc:
             log.debug("%s %s -> %s after %.0f ms", _s(method), _url(url), exc.__class__.__name__,
-                      (time.perf_counter() - started) * 1000)
+                      (time.monotonic() - started) * 1000)
             raise
         log.debug("%s %s -> %s in %.0f ms", _s(method), _url(url), response.status_code,
-                  (time.perf_counter() - started) * 1000)
+                  (time.monotonic() - started) * 1000)
         return response
+
+    def _read_body(self, response: requests.Response, deadline: float, total: float) -> None:
+        """Read the whole body into ``response`` (so ``.content``, ``.text``
+        and ``.json()`` work as usual), decompressing gzip/deflate here with
+        a bound on the output, and giving up at ``deadline``."""
+        raw = response.raw
+        limit = self.max_response_bytes
+        url = response.url
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        inflate = _decompressor(encoding)
+        if inflate is None and encoding not in ("", "identity"):
+            response.close()
+            raise requests.exceptions.ContentDecodingError(f"unsupported Content-Encoding {encoding[:40]!r}")
+        declared = response.headers.get("Content-Length", "")
+        if inflate is None and declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise ResponseTooLarge(limit, url)
+        sock = getattr(getattr(raw, "_connection", None), "sock", None)
+        # read1: what has arrived, without waiting for the whole chunk (a
+        # stand-in response, such as a test recording's, may lack it).
+        read = raw.read1 if isinstance(raw, urllib3.HTTPResponse) and hasattr(raw, "read1") else raw.read
+        chunks: list[bytes] = []
+        size = 0
+        clamped = False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DeadlineExceeded(total, url)
+                if sock is not None and left < total:
+                    # The next read may wait only for what is left of the deadline.
+                    sock.settimeout(left)
+                    clamped = True
+                data = read(_CHUNK, decode_content=False)
+                if inflate is not None:
+                    data = inflate.feed(data, limit - size + 1)
+                elif not data:
+                    break
+                if data:
+                    size += len(data)
+                    if size > limit:
+                        raise ResponseTooLarge(limit, url)
+                    chunks.append(data)
+                elif inflate is not None and inflate.done:
+                    break
+        except (DeadlineExceeded, ResponseTooLarge):
+            response.close()
+            raise
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            response.close()
+            if clamped:
+                raise DeadlineExceeded(total, url) from None
+            raise requests.exceptions.ConnectionError(exc) from None
+        except urllib3.exceptions.ProtocolError as exc:
+            response.close()
+            raise requests.exceptions.ChunkedEncodingError(exc) from None
+        except (urllib3.exceptions.SSLError, OSError) as exc:
+            response.close()
+            raise requests.exceptions.ConnectionError(exc) from None
+        except zlib.error as exc:
+            response.close()
+            raise requests.exceptions.ContentDecodingError(exc) from None
+        response._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+
+class _Inflate:
+    """Incremental gzip/deflate decompression whose output per call is bounded."""
+
+    def __init__(self, wbits: int) -> None:
+        self._wbits = wbits
+        self._obj = zlib.decompressobj(wbits)
+        self._raw_deflate_tried = wbits != zlib.MAX_WBITS
+        self.done = False
+
+    def feed(self, data: bytes, most: int) -> bytes:
+        """Up to ``most`` decompressed bytes from ``data`` plus what is left
+        of earlier input; ``b""`` with ``done`` set at the end of input."""
+        obj = self._obj
+        if not data:
+            if obj.unconsumed_tail:
+                return obj.decompress(obj.unconsumed_tail, most)
+            self.done = True
+            return obj.flush()[:most] if not obj.eof else b""
+        try:
+            out = obj.decompress(obj.unconsumed_tail + data if obj.unconsumed_tail else data, most)
+        except zlib.error:
+            if self._raw_deflate_tried:
+                raise
+            # "deflate" as some servers send it: raw, without the zlib header.
+            self._raw_deflate_tried = True
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.feed(data, most)
+        self._raw_deflate_tried = True
+        if obj.eof and obj.unused_data and self._wbits != -zlib.MAX_WBITS:
+            # Another gzip member follows.
+            rest = obj.unused_data
+            self._obj = zlib.decompressobj(self._wbits)
+            if len(out) < most:
+                out += self.feed(rest, most - len(out))
+        return out
+
+
+def _decompressor(encoding: str) -> _Inflate | None:
+    if encoding in ("gzip", "x-gzip"):
+        return _Inflate(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return _Inflate(zlib.MAX_WBITS)
+    return None
 
 
 def tls_reason(exc: BaseException, host: str) -> str:
@@ -198,7 +360,9 @@ def _url(url: str | bytes) -> str:
 
 def build_session(config: Any) -> PinnedSession:
     """The session for one configured instance: trust store (+ ``ca_bundle``),
-    proxy, and (connect, read) timeouts from ``timeout_seconds``."""
+    proxy, (connect, read) timeouts and the exchange deadline from
+    ``timeout_seconds``, and the body cap from ``max_response_mb``."""
     verify = trust_store(config.ca_bundle, config.state_dir)
     read = float(config.timeout_seconds)
-    return PinnedSession(verify, config.proxy, (min(10.0, read), read))
+    cap = int(config.get("max_response_mb", DEFAULT_MAX_RESPONSE_BYTES // 1_000_000)) * 1_000_000
+    return PinnedSession(verify, config.proxy, (min(10.0, read), read), cap)

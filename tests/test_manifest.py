@@ -341,6 +341,7 @@ def test_configuration_schema_declares_the_design_keys_with_descriptions() -> No
     assert defaults == {
         "cloud": "commercial", "timeout_seconds": 30, "max_retries": 4, "retry_budget_seconds": 60,
         "max_retry_after_seconds": 30, "rate_per_minute": 100, "rate_per_hour": 1500, "max_pages": 100,
+        "max_response_mb": 200,
     }  # fmt: skip
 
 

@@ -14,11 +14,15 @@ OPTIONAL = ["Alert.Read.All"]  # needed by the new-alert trigger only
 
 
 def handler(params: dict[str, Any], context: Any) -> ActionResult:
-    """Get a token, read its ``roles``, then call ``GET /api/alerts?$top=1``
-    when the app may read alerts. Reports which permissions are missing."""
+    """Get a new token from Entra ID (never a cached one: this proves the
+    credential), read its ``roles``, then call the API with it: ``GET
+    /api/alerts?$top=1`` when the app may read alerts. Reports which
+    permissions are missing."""
     client = context.client
     context.progress(f"Requesting a token from {context.config.login_host}")
-    token = client.tokens.token()
+    fresh = getattr(client.tokens, "fresh_token", None)
+    token = fresh() if fresh is not None else client.tokens.token()
+    client.use_token(token)
     roles = token_roles(token)
     missing = [p for p in REQUIRED + OPTIONAL if p not in roles]
     summary: dict[str, Any] = {

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import copy
 import email.utils
+import functools
 import hashlib
 import json
 import os
@@ -18,9 +19,11 @@ import pathlib
 import random
 import socket
 import ssl
+import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +49,7 @@ from .ratelimit import RateLimiter, format_retry_after
 from .store import AlertStore, dumps
 from .tls import TlsMaterial, ensure_material, sha1_thumbprint
 
-Action = Literal["respond", "drop", "truncate", "slow", "html"]
+Action = Literal["respond", "drop", "truncate", "slow", "html", "trickle", "endless", "gzip_bomb", "loop"]
 
 MAX_TOP = 10_000
 _API_CONTENT_TYPE = (
@@ -127,9 +130,23 @@ class ScriptedResponse:
     * ``html``: a proxy's ``text/html`` error page, status 502 (or ``status``
       if set to something other than the default 500).
 
-    ``delay`` seconds are waited before anything is sent (for ``slow``, they
-    are spread over the body instead). ``times`` is how many matching
-    requests this entry serves.
+    * ``trickle``: status 200, the headers at once, then the body (the
+      normal one without ``body``) one byte every ``delay`` seconds (0.2
+      when 0), for as long as the client keeps reading.
+    * ``endless``: status 200 with a chunked body that never ends: the start
+      of a Files page, then one small chunk of File objects every ``delay``
+      seconds (none: as fast as the client reads).
+    * ``gzip_bomb``: status 200, ``Content-Encoding: gzip``, a body of about
+      ``size`` / 1000 bytes that decompresses to ``size`` bytes of JSON
+      whitespace (1 GiB by default).
+    * ``loop``: the normal response, but its ``@odata.nextLink`` points back
+      to the first page of the same listing (the request without ``$skip``):
+      scripted on a later page (``path_contains="$skip="``) the listing goes
+      1, 2, 1, ...; on the first page it points to itself.
+
+    ``delay`` seconds are waited before anything is sent (for ``slow``,
+    ``trickle`` and ``endless`` they pace the body instead). ``times`` is how
+    many matching requests this entry serves.
     """
 
     status: int = 500
@@ -139,6 +156,7 @@ class ScriptedResponse:
     action: Action = "respond"
     delay: float = 0.0
     times: int = 1
+    size: int = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -829,7 +847,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[_Response | None, str, float]:
         """(response or None for a drop, the action's name, trickle seconds)."""
         action = scripted.action
-        if scripted.delay and action != "slow":
+        if scripted.delay and action not in ("slow", "trickle", "endless"):
             self.sim._stop.wait(scripted.delay)
         if action == "drop":
             return None, "drop", 0.0
@@ -837,7 +855,15 @@ class _Handler(BaseHTTPRequestHandler):
             status = 502 if scripted.status == 500 else scripted.status
             page = scripted.body if isinstance(scripted.body, bytes) else _HTML_502
             return _Response(status, page, content_type="text/html"), "html", 0.0
-        if scripted.body is None and action in ("truncate", "slow"):
+        if action == "endless":
+            return _Response(200, content_type=_API_CONTENT_TYPE), "endless", max(scripted.delay, 0.0)
+        if action == "gzip_bomb":
+            return (_Response(200, _gzip_bomb(scripted.size), [("Content-Encoding", "gzip")],
+                              content_type=_API_CONTENT_TYPE), "gzip_bomb", 0.0)
+        if action == "loop":
+            response = self._handle(is_api, raw_path, query, body)
+            return self._looped(response, raw_path, query), "loop", 0.0
+        if scripted.body is None and action in ("truncate", "slow", "trickle"):
             response = self._handle(is_api, raw_path, query, body)
         else:
             response = self._scripted_response(scripted, is_api)
@@ -845,13 +871,34 @@ class _Handler(BaseHTTPRequestHandler):
             return response, "truncate", 0.0
         if action == "slow":
             return response, "slow", max(scripted.delay, 0.0)
+        if action == "trickle":
+            response.status = 200
+            return response, "trickle", scripted.delay if scripted.delay > 0 else 0.2
         return response, "scripted", 0.0
+
+    def _looped(self, response: _Response, raw_path: str, query: dict[str, str]) -> _Response:
+        """``response`` with its nextLink pointing to the listing's first page."""
+        try:
+            page = json.loads(response.body)
+        except ValueError:
+            return response
+        if not isinstance(page, dict):
+            return response
+        first = {k: v for k, v in query.items() if k != "$skip"}
+        base = self.sim._base_for(self.headers.get("Host"))
+        page["@odata.nextLink"] = _link(base, raw_path, first)
+        response.body = dumps(page)
+        return response
 
     def _deliver(self, response: _Response | None, mode: str, trickle: float) -> None:
         if response is None:
             self._drop()
         elif mode == "truncate":
             self._send(response, truncate=True)
+        elif mode == "trickle":
+            self._send_trickle(response, trickle)
+        elif mode == "endless":
+            self._send_endless(response, trickle)
         else:
             self._send(response, trickle=trickle)
 
@@ -1157,6 +1204,38 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
+    def _send_trickle(self, response: _Response, pause: float) -> None:
+        """The headers, then the body one byte per ``pause`` seconds."""
+        body = response.body
+        try:
+            self.wfile.write(self._head(response, len(body)))
+            for i in range(len(body)):
+                if self.sim._stop.wait(pause):
+                    break
+                self.wfile.write(body[i : i + 1])
+        except OSError:
+            pass  # the client gave up, as it should
+        self._drop()
+
+    def _send_endless(self, response: _Response, pause: float) -> None:
+        """A chunked Files page that never ends, one chunk per ``pause``."""
+        reason = self.responses.get(200, ("OK",))[0]
+        head = (f"HTTP/1.1 200 {reason}\r\nContent-Type: {response.content_type}\r\n"
+                f"Transfer-Encoding: chunked\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n\r\n")
+        item = b'{"sha1":"f2a00fd2f2de1be0214b8594e0e1a5b8a5b3e4c1","fileName":"endless.exe"},'
+        chunk = item * 50
+        frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        start = b'{"value":['
+        try:
+            self.wfile.write(head.encode("latin-1") + f"{len(start):x}\r\n".encode() + start + b"\r\n")
+            while not self.sim._stop.is_set():
+                self.wfile.write(frame)
+                if pause and self.sim._stop.wait(pause):
+                    break
+        except OSError:
+            pass  # the client gave up, as it should
+        self._drop()
+
     def _drop(self) -> None:
         self.close_connection = True
         try:
@@ -1165,13 +1244,38 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+_BOMB_BLOCK = 1 << 20
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(size: int) -> bytes:
+    """A gzip member that decompresses to ``size`` spaces (``size`` rounded
+    up to MiB), built without compressing ``size`` bytes: after a full flush
+    deflate starts afresh, so every MiB of spaces compresses to the same bytes."""
+    blocks = max(1, -(-size // _BOMB_BLOCK))
+    chunk = b" " * _BOMB_BLOCK
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    deflate.compress(chunk)
+    deflate.flush(zlib.Z_FULL_FLUSH)
+    block = deflate.compress(chunk) + deflate.flush(zlib.Z_FULL_FLUSH)
+    tail = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+    crc = zlib.crc32(chunk)
+    for _ in range(blocks - 1):
+        crc = zlib.crc32(chunk, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    total = blocks * _BOMB_BLOCK
+    return header + block * blocks + tail + struct.pack("<II", crc, total & 0xFFFFFFFF)
+
+
 def _next_link(base: str, path: str, query: dict[str, str], skip: int) -> str:
-    params = dict(query)
-    params["$skip"] = str(skip)
+    return _link(base, path, {**query, "$skip": str(skip)})
+
+
+def _link(base: str, path: str, params: dict[str, str]) -> str:
     encoded = "&".join(
         f"{quote(k, safe='$')}={quote(v, safe=chr(39) + '():,')}" for k, v in params.items()
     )
-    return f"{base}{path}?{encoded}"
+    return f"{base}{path}?{encoded}" if encoded else f"{base}{path}"
 
 
 __all__ = ["Faults", "RequestRecord", "ScriptedResponse", "Simulator", "SimulatorOptions"]

@@ -276,3 +276,138 @@ def test_a_token_that_expired_between_calls_is_replaced_once(sim: Any, tmp_path:
     assert sim.token_requests == 1
     assert [r.status for r in sim.requests if r.path.startswith("/api/")] == [401, 200]
     assert len(context.store.artifacts(EXAMPLE)) == len(result.artifacts)
+
+
+# -- hostile bodies: every exchange is bounded in time and size ---------------------
+
+SAFETY = 120.0  # a hung client fails the test instead of hanging the suite
+
+
+def _bounded(action: Any) -> Any:
+    """``action()`` in a daemon thread; fails when it does not end within SAFETY."""
+    import threading
+
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(action()), daemon=True)
+    thread.start()
+    thread.join(SAFETY)
+    assert not thread.is_alive(), f"still running after the {SAFETY:g} s safety timeout"
+    return out[0]
+
+
+@pytest.mark.parametrize("response", [
+    api(200, action="trickle", delay=0.2, times=ALWAYS),
+    api(200, action="endless", delay=0.01, times=ALWAYS),
+], ids=["a body trickling one byte at a time", "an endless chunked body"])
+def test_a_body_that_never_ends_is_a_network_error_naming_the_deadline(own_sim: Any, tmp_path: Any,
+                                                                       response: ScriptedResponse) -> None:
+    count("faults")
+    own_sim.script(response)
+    config = make_config(own_sim, tmp_path / "state", **{**SETTINGS, "max_retries": 1})
+    result, context = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "network", result.message
+    assert "timeout_seconds" in result.message and "whole" in result.message, result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+
+
+def test_a_trickling_token_endpoint_is_a_network_error_naming_the_deadline(own_sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    own_sim.script(entra(200, action="trickle", delay=0.2, times=10))
+    config = make_config(own_sim, tmp_path / "state", **SETTINGS)
+    result, _ = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "network", result.message
+    assert "timeout_seconds" in result.message and own_sim.base_url.split("//")[1] in result.message
+    assert_one_sentence(result.message)
+    assert [r for r in own_sim.requests if r.path.startswith("/api/")] == []
+
+
+def test_a_body_larger_than_the_cap_is_an_api_error_naming_the_key(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    sim.script(api(200, action="endless"))
+    config = make_config(sim, tmp_path / "state", **{**SETTINGS, "max_response_mb": 1, "timeout_seconds": 30})
+    result, context = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "api_error", result.message
+    assert "max_response_mb" in result.message and "1 MB" in result.message, result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+    assert len([r for r in sim.requests if r.path.startswith("/api/")]) == 1  # the same answer is not asked again
+
+
+def test_a_gzip_bomb_is_an_api_error_with_bounded_memory(sim: Any, tmp_path: Any) -> None:
+    # 1 GiB of decompressed body from about 1 MB on the wire, read by a CLI
+    # process whose address space is limited: reading it whole would end in
+    # a MemoryError, not the api_error.
+    import json
+    import subprocess
+    import sys
+
+    from tests.reliability.support import ROOT, cli_env
+
+    count("faults")
+    count("processes")
+    sim.script(api(200, action="gzip_bomb", size=1 << 30, times=ALWAYS))
+    config_file = sim.write_config(tmp_path / "config.json", state_dir=str(tmp_path / "state"),
+                                   **{**SETTINGS, "timeout_seconds": 60, "max_response_mb": 64})
+    limit = 1536 << 20
+
+    def cap_memory() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "connector", "run", "get_alert_related_files", "--param", f"alert_id={EXAMPLE}",
+         "--config", str(config_file), "--output", "json"],
+        capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=SAFETY, preexec_fn=cap_memory)
+    assert proc.returncode == 1 and proc.stdout.startswith("{"), (proc.returncode, proc.stderr[-2000:])
+    result = json.loads(proc.stdout)
+    assert result["error"]["kind"] == "api_error", result["message"]
+    assert "max_response_mb" in result["message"] and "64 MB" in result["message"], result["message"]
+    assert_one_sentence(result["message"])
+
+
+def test_a_next_link_back_to_a_served_page_ends_paging_at_once(fresh_simulator: Any, tmp_path: Any) -> None:
+    from connector import auth
+
+    count("faults")
+    auth._apps.clear()
+    sim = fresh_simulator(rate_per_minute=1_000_000, rate_per_hour=10_000_000, files_page_size=2)
+    sim.script(api(200, action="loop", path_contains="$skip="))
+    config = make_config(sim, tmp_path / "state", **{**SETTINGS, "max_pages": 50})
+    result, context = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "api_error", result.message
+    assert "already served" in result.message, result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+    # page 1, page 2 pointing back to page 1, and nothing more
+    assert len([r for r in sim.requests if r.path.startswith("/api/")]) == 2
+
+
+def test_a_next_link_to_the_same_page_ends_paging_at_once(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    sim.script(api(200, action="loop"))
+    config = make_config(sim, tmp_path / "state", **{**SETTINGS, "max_pages": 50})
+    result, _ = _bounded(lambda: run_files(config))
+    assert result.error["kind"] == "api_error" and "already served" in result.message, result.message
+    assert len([r for r in sim.requests if r.path.startswith("/api/")]) == 1
+
+
+def test_json_nested_too_deeply_is_an_api_error(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    deep = b'{"value": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}"
+    sim.script(api(200, body=deep, times=ALWAYS))
+    result, context = run_files(make_config(sim, tmp_path / "state", **SETTINGS))
+    assert result.error["kind"] == "api_error" and "not the documented JSON" in result.message, result.message
+    assert_one_sentence(result.message)
+    assert_all_or_nothing(context.store, EXAMPLE, result)
+
+
+def test_nan_and_infinity_in_a_file_are_read_as_null(sim: Any, tmp_path: Any) -> None:
+    count("faults")
+    file = b'{"sha1": "f2a00fd2f2de1be0214b8594e0e1a5b8a5b3e4c1", "fileName": "\\ud800\\u202e.exe", '
+    sim.script(api(200, body=b'{"value": [' + file + b'"size": NaN, "fileSize": Infinity, "x": -Infinity}]}'))
+    result, _ = run_files(make_config(sim, tmp_path / "state", **SETTINGS))
+    assert result.ok, result.message
+    (only,) = result.data
+    assert only["size"] is None and only["fileSize"] is None and only["x"] is None
