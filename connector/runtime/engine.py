@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, InputError
-from connector.runtime.playbooks import Playbook, Step, find_references
+from connector.runtime.playbooks import Playbook, Step, find_references, substitute
 
 __all__ = [
     "evaluate",
@@ -86,7 +86,9 @@ def resolve(value: Any, lookup: Lookup) -> Any:
 
     A string that is exactly one reference becomes the referenced value with
     its type (a list, a number, None when missing); references inside text are
-    rendered with :func:`render_text`. ``lookup(root, path)`` returns a value.
+    rendered with :func:`render_text` in one pass over the template, so a
+    value holding ``{{...}}`` (API text) is never expanded.
+    ``lookup(root, path)`` returns a value.
     """
     if isinstance(value, str):
         refs = list(find_references(value))
@@ -95,11 +97,7 @@ def resolve(value: Any, lookup: Lookup) -> Any:
         only = refs[0][1]
         if len(refs) == 1 and only is not None and only.whole:
             return lookup(only.root, only.path)
-        text = value
-        for raw, found in refs:
-            if found is not None:
-                text = text.replace(raw, render_text(lookup(found.root, found.path)), 1)
-        return text
+        return substitute(value, lambda ref: render_text(lookup(ref.root, ref.path)))
     if isinstance(value, dict):
         return {k: resolve(v, lookup) for k, v in value.items()}
     if isinstance(value, list):
