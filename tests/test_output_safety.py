@@ -205,3 +205,82 @@ def test_api_file_with_lone_surrogates_runs_and_prints(simulator: Any, config_fi
                          "--output", "json")
     assert code == 0, err
     assert strict_loads(out)["data"][0]["signer"] == "Contoso \ud800"
+
+
+# -- playbook runs, runs list/show, watch progress ---------------------------------------------
+
+HOSTILE_ID = "da1\x1b]0;x\x07_\u202e2"
+NOTE_ONLY = {"name": "note_only", "version": "1.0.0", "trigger": {"type": "manual"},
+             "steps": [{"id": "note", "type": "add_note", "parameters": {"text": "seen {{container.alert_id}}"}}]}
+
+
+def test_playbook_run_and_runs_show_escape_the_alert_id(config_file: Path, tmp_path: Path) -> None:
+    playbook = tmp_path / "note_only.json"
+    playbook.write_text(json.dumps(NOTE_ONLY), encoding="utf-8")
+    code, out, err = cli("playbook", "run", str(playbook), "--alert-id", HOSTILE_ID, "--config", str(config_file))
+    assert code == 0, err
+    assert_no_raw_controls(out + err)
+    assert "\\x1b]0;x\\x07_\\u202e2" in out
+    code, out, err = cli("runs", "list", "--config", str(config_file))
+    assert code == 0, err
+    assert_no_raw_controls(out)
+    run_id = out.splitlines()[2].split()[0]
+    assert "\\u202e2" in out.splitlines()[2]  # the alert column, escaped and not cut
+    code, out, err = cli("runs", "show", run_id, "--config", str(config_file))
+    assert code == 0, err
+    assert_no_raw_controls(out)
+    assert "alert     da1\\x1b]0;x\\x07_\\u202e2" in out
+    code, out, err = cli("runs", "show", run_id, "--config", str(config_file), "--output", "json")
+    assert code == 0, err
+    assert strict_loads(out)["container"] == HOSTILE_ID  # JSON keeps the id exact
+    code, out, err = cli("runs", "list", "--config", str(config_file), "--output", "json")
+    assert code == 0, err
+    assert [r["container"] for r in strict_loads(out)] == [HOSTILE_ID]
+
+
+def test_playbook_run_json_is_strict(config_file: Path, tmp_path: Path) -> None:
+    playbook = tmp_path / "note_only.json"
+    playbook.write_text(json.dumps(NOTE_ONLY), encoding="utf-8")
+    code, out, err = cli("playbook", "run", str(playbook), "--alert-id", HOSTILE_ID, "--config", str(config_file),
+                         "--output", "json")
+    assert code == 0, err
+    record = strict_loads(out)
+    assert record["container"] == HOSTILE_ID
+    assert "\x1b" not in out
+
+
+def test_render_run_escapes_every_field_of_the_record() -> None:
+    from connector.runtime.runs_cli import render_run
+
+    record = {"id": "r\x1b1", "playbook": "p\u202e", "playbook_version": "1\x07", "container": "\ud800",
+              "trigger": "manual\x9b", "status": "success", "message": "Ran on \x1b[2J\ud800.",
+              "started_at": "2026", "finished_at": None,
+              "steps": [{"id": "s\x1b", "type": "add_note", "status": "success", "duration_ms": float("nan"),
+                         "message": "\u202eok"}]}
+    text = render_run(record, width=120)
+    assert_no_raw_controls(text)
+    text.encode("utf-8")  # no lone surrogate left
+
+
+def test_watch_progress_line_escapes_the_alert_title(simulator: Any, config_file: Path) -> None:
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    alert = {"id": "da9\x1b[8m_1", "title": HOSTILE + "\n\rfake line", "severity": "High\u202e",
+             "alertCreationTime": stamp, "lastUpdateTime": stamp}
+    simulator.script(ScriptedResponse(200, body=json.dumps({"value": [alert]}).encode(),
+                                      path_contains="/api/alerts?"))
+    code, out, err = cli("watch", "--once", "--no-playbooks", "--lookback", "1h", "--config", str(config_file))
+    assert_no_raw_controls(out + err)
+    lines = [line for line in err.splitlines() if line.startswith("alert ")]
+    assert lines and lines[0].startswith("alert da9\\x1b[8m_1 High\\u202e"), err
+    assert "fake line" in lines[0]  # the title stays on its own progress line
+    assert code == 0, err
+
+
+def test_demo_lines_are_escaped_line_by_line() -> None:
+    from connector.demo import _say
+
+    with utf8_streams() as streams:
+        _say("Alert da\x1b[31m_1\nTitle \u202eexe \ud800")
+    assert streams.out == "Alert da\\x1b[31m_1\nTitle \\u202eexe \\ud800\n"

@@ -8,10 +8,11 @@ checkpoint commit together, so nothing is half-done).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from typing import Any
+
+from connector.text import dumps_output, escape_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r… {stats.processed} alerts, {stats.fraction() * 100:.0f}% of the backlog{eta_text}   ",
                   end="", file=sys.stderr, flush=True)
         elif args.output == "table":
-            print(f"alert {alert.get('id')} {alert.get('severity', '')} {alert.get(poller.time_field)} "
-                  f"{str(alert.get('title') or '')[:60]}", file=sys.stderr, flush=True)
+            # Every field is API text: one escaped line, whatever it holds.
+            line = (f"alert {alert.get('id')} {alert.get('severity', '')} {alert.get(poller.time_field)} "
+                    f"{' '.join(str(alert.get('title') or '').split())[:60]}")
+            print(escape_text(line), file=sys.stderr, flush=True)
 
     poller.on_alert = on_alert
 
@@ -102,14 +105,14 @@ def run(args: argparse.Namespace) -> int:
         if tty:
             print(file=sys.stderr)
         if args.output == "json":
-            print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), flush=True)
+            print(dumps_output(report.to_dict()), flush=True)
         else:
             runs = report.playbook_runs
             ok = sum(1 for r in runs if r.get("status") == "success")
-            print(f"{len(report.processed)} new alert(s), {ok}/{len(runs)} playbook run(s) succeeded; "
-                  f"watermark {report.checkpoint.get('watermark')}.", flush=True)
+            print(escape_text(f"{len(report.processed)} new alert(s), {ok}/{len(runs)} playbook run(s) succeeded; "
+                              f"watermark {report.checkpoint.get('watermark')}."), flush=True)
         for error in report.errors:
-            print(f"mde-connector: {error}", file=sys.stderr)
+            print(f"mde-connector: {escape_text(str(error))}", file=sys.stderr)
 
     if args.once:
         show(poller.poll_once(since))
