@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector import __version__
-from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, redact
+from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
 from connector.text import dumps_output, escape_text
 
 # Subcommands implemented in other modules: name -> (module, help). Each module
@@ -271,6 +271,17 @@ def _progress_printer(enabled: bool) -> Callable[[str], None]:
     return show
 
 
+def check_utf8(name: str, value: Any) -> None:
+    """Raise InputError naming ``name`` when ``value`` is a string holding
+    bytes that are not UTF-8 (argv arrives with them as lone surrogates)."""
+    if not isinstance(value, str):
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{name} holds bytes that are not UTF-8; pass it as UTF-8 text.") from None
+
+
 def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     from connector.actions import ActionContext, run_action
     from connector.manifest import load_manifest
@@ -282,6 +293,9 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     try:
         spec = load_manifest().action(name)
         params = spec.params_from_cli(args.param)
+        for key, value in params.items():
+            check_utf8(f"Parameter '{escape_text(key)}'", key)
+            check_utf8(f"Parameter '{key}'", value)
         spec.validate_params(params)  # invalid input is reported before configuration is read
         from connector.config import load_config
         from connector.runtime.store import Store
@@ -396,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_INVALID
+        check_utf8("--alert-id", getattr(args, "alert_id", None))
         if getattr(args, "_missing", None):
             raise ConfigError(f"The '{args.command}' command is not available in this build.")
         if args.command in EXTERNAL_COMMANDS:

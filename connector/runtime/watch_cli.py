@@ -1,6 +1,7 @@
 """``mde-connector watch``: the new-alert trigger as a command.
 
-``--once`` for cron, ``--interval`` for a service, ``--since`` for backfills.
+``--once`` for cron, ``--interval`` for a service (at least
+:data:`MIN_INTERVAL` seconds; not with ``--once``), ``--since`` for backfills.
 SIGTERM/SIGINT stop it cleanly after the alert in hand (its container and
 checkpoint commit together, so nothing is half-done).
 """
@@ -8,18 +9,39 @@ checkpoint commit together, so nothing is half-done).
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from typing import Any
 
+from connector.errors import ConfigError
 from connector.text import dumps_output, escape_text
+
+MIN_INTERVAL = 1.0
+"""The shortest ``--interval`` in seconds: a shorter one would only spend the
+API rate budget on empty polls."""
+DEFAULT_INTERVAL = 60.0
+
+
+def _interval(text: str) -> float:
+    """``--interval``: a finite number of seconds, at least MIN_INTERVAL."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < MIN_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"{escape_text(repr(text))} is not a number of seconds of at least {MIN_INTERVAL:g}; "
+            f"pass e.g. --interval {DEFAULT_INTERVAL:g}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the watch command."""
     parser.add_argument("--once", action="store_true", help="poll once and exit (for cron)")
-    parser.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                        help="seconds between polls when running as a service (default 60)")
+    parser.add_argument("--interval", type=_interval, default=None, metavar="SECONDS",
+                        help=f"seconds between polls when running as a service, at least {MIN_INTERVAL:g} "
+                             f"(default {DEFAULT_INTERVAL:g}); not with --once")
     parser.add_argument("--since", metavar="TIME",
                         help="backfill from this ISO-8601 UTC time or duration ago (e.g. 6h, 2d)")
     parser.add_argument("--lookback", default="24h", metavar="DURATION",
@@ -72,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from connector.runtime.poller import parse_since
 
     # Options first: a typo in --since is reported before any configuration is read.
+    if args.once and args.interval is not None:
+        raise ConfigError("--once polls once and exits, so --interval does not apply to it; pass one of them.")
     since = parse_since(args.since) if args.since else None
     config = load_config(args.config)
     poller = build_poller(args, config)
@@ -117,5 +141,5 @@ def run(args: argparse.Namespace) -> int:
     if args.once:
         show(poller.poll_once(since))
     else:
-        poller.run_forever(args.interval, show, since=since)
+        poller.run_forever(DEFAULT_INTERVAL if args.interval is None else args.interval, show, since=since)
     return 1 if failed else 0

@@ -64,7 +64,7 @@ def test_four_action_processes_and_a_watcher_share_one_budget(tmp_path: Path) ->
                                   rate_time_scale=1 / TIME_SCALE, retry_budget_seconds=120)
         env = cli_env()
         deadline = time.time() + RUN_FOR
-        watcher = subprocess.Popen([sys.executable, "-m", "connector", "watch", "--interval", "0.3",
+        watcher = subprocess.Popen([sys.executable, "-m", "connector", "watch", "--interval", "1",
                                     "--lookback", "1m", "--config", str(config)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         loops = [subprocess.Popen([sys.executable, str(LOOP), str(config), str(deadline), *ALERTS[i:] + ALERTS[:i]],
