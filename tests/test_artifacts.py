@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.artifacts import RARE_PREVALENCE, SUMMARY_KEYS, build_artifacts, default_mapping
+from tests.strategies import json_values
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALERT = "636688558380765161_2136280442"
@@ -384,14 +385,6 @@ def test_alert_id_with_braces_is_used_literally_in_the_identifier() -> None:
 
 # -- any input, however malformed ---------------------------------------------------------
 
-json_scalars = (
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=80)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=6,
-)
 hex_strings = st.sampled_from(["0123456789abcdef", "0123456789ABCDEF"]).flatmap(
     lambda alphabet: st.sampled_from([32, 40, 64]).flatmap(lambda n: st.text(alphabet, min_size=n, max_size=n))
 )

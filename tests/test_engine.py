@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from connector.errors import EXIT_FAILED, EXIT_OK, ConfigError, InputError
 from connector.runtime.engine import (
@@ -29,6 +30,7 @@ from connector.simulator import (
     MALWARE_ALERT_ID,
 )
 from tests.conftest import make_context
+from tests.strategies import hostile_text
 
 CASES = Path(__file__).parent / "fixtures" / "playbooks"
 TRIAGE_STEPS = ["files", "decide", "severity_high", "severity_medium", "note_findings", "tag_suspicious",
@@ -301,6 +303,19 @@ def test_text_from_the_api_is_never_expanded_as_a_template() -> None:
         "{{trigger.alert.id}} / {{files.summary.malware}}")
     assert resolve("{{trigger.alert.title}}", lookup) == "{{files.summary.malware}}"  # a whole reference too
     assert resolve("a {{files.summary.unsigned}} b {{files.summary.unsigned}}", lookup) == "a 2 b 2"
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=hostile_text(max_size=30))
+def test_any_api_text_is_substituted_verbatim_and_never_expanded(title: str) -> None:
+    outputs = {**OUTPUTS, "trigger": {"alert": {"title": title}}}
+
+    def lookup(root: str, path: str) -> Any:
+        from connector.runtime.engine import _walk
+
+        return _walk(outputs.get(root), path.split("."))
+
+    assert resolve("{{trigger.alert.title}} | {{files.summary.malware}}", lookup) == f"{title} | 0"
 
 
 def test_render_text() -> None:

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector import auth
 from connector.cli import main
 from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+from tests.strategies import hostile_text, json_values
 
 EXAMPLE = "636688558380765161_2136280442"
 ACTION = "get_alert_related_files"
@@ -284,3 +287,34 @@ def test_demo_lines_are_escaped_line_by_line() -> None:
     with utf8_streams() as streams:
         _say("Alert da\x1b[31m_1\nTitle \u202eexe \ud800")
     assert streams.out == "Alert da\\x1b[31m_1\nTitle \\u202eexe \\ud800\n"
+
+
+# -- properties over hostile data ---------------------------------------------------------------
+
+cells = hostile_text(max_size=12) | json_values
+
+
+def _terminal_safe(text: str) -> None:
+    text.encode("utf-8")  # printable on a UTF-8 terminal
+    assert all(c.isprintable() for line in text.split("\n") for c in line), repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(cells, min_size=3, max_size=3), max_size=4), width=st.integers(20, 200))
+def test_any_api_values_render_as_terminal_safe_tables_and_cards(rows: list[list[Any]], width: int) -> None:
+    from connector.cli import render_cards, render_rows, render_table
+
+    headers = ["HASH", "SIGNER", "NAME"]
+    for text in (render_table(headers, rows, width), render_cards(headers, rows, width),
+                 render_rows(headers, rows, width)):
+        _terminal_safe(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_any_api_value_prints_as_strict_json_on_a_utf8_stream(value: Any) -> None:
+    from connector.text import dumps_output
+
+    with utf8_streams() as streams:
+        print(dumps_output({"data": value}))
+    strict_loads(streams.out)
