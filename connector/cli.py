@@ -33,11 +33,13 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _RedactingFormatter(logging.Formatter):
-    """Log lines with secrets redacted; an exception attached to a record (msal
-    logs some with a traceback) is shown as one line, its type and message."""
+    """Log lines with secrets redacted and control characters escaped (a
+    logged URL or body may hold API text); an exception attached to a record
+    (msal logs some with a traceback) is shown as one line, its type and
+    message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return "\n".join(escape_text(line) for line in redact(super().format(record)).split("\n"))
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
         exc = ei[1]

@@ -324,6 +324,8 @@ def test_render_text() -> None:
     assert render_text(3.0) == "3"
     assert render_text([]) == "-"
     assert render_text({"b": 1, "a": [1]}) == '{"a":[1],"b":1}'
+    # API numbers may be NaN or Infinity: a note holds JSON, never those literals.
+    assert render_text({"size": float("nan"), "n": [float("inf"), 1.5]}) == '{"n":[null,1.5],"size":null}'
 
 
 @pytest.mark.parametrize(

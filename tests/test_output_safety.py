@@ -318,3 +318,14 @@ def test_any_api_value_prints_as_strict_json_on_a_utf8_stream(value: Any) -> Non
     with utf8_streams() as streams:
         print(dumps_output({"data": value}))
     strict_loads(streams.out)
+
+
+def test_verbose_log_lines_show_control_characters_escaped() -> None:
+    import logging
+
+    from connector.cli import _RedactingFormatter
+
+    record = logging.LogRecord("connector.client", logging.DEBUG, __file__, 1, "GET %s -> %s", ("/api/alerts/\x1b[2J",
+                               "title \u202eexe \ud800"), None)
+    text = _RedactingFormatter("%(message)s").format(record)
+    assert text == "GET /api/alerts/\\x1b[2J -> title \\u202eexe \\ud800"

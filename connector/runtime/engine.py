@@ -35,6 +35,7 @@ from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.runtime.playbooks import Playbook, Step, find_references, substitute
+from connector.text import finite
 
 __all__ = [
     "evaluate",
@@ -117,7 +118,7 @@ def render_text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(render_text(v) for v in value) if value else _MISSING_TEXT
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return json.dumps(finite(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return str(value)
 
 
