@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import sys
@@ -18,7 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector import __version__
-from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, redact
+from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
+from connector.text import dumps_output, escape_text
 
 # Subcommands implemented in other modules: name -> (module, help). Each module
 # has ``add_arguments(parser)`` and ``run(args) -> int`` and imports nothing
@@ -34,11 +34,13 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _RedactingFormatter(logging.Formatter):
-    """Log lines with secrets redacted; an exception attached to a record (msal
-    logs some with a traceback) is shown as one line, its type and message."""
+    """Log lines with secrets redacted and control characters escaped (a
+    logged URL or body may hold API text); an exception attached to a record
+    (msal logs some with a traceback) is shown as one line, its type and
+    message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return "\n".join(escape_text(line) for line in redact(super().format(record)).split("\n"))
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
         exc = ei[1]
@@ -204,13 +206,16 @@ def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: in
 
 
 def _cell(value: Any) -> str:
+    """One table cell: whitespace runs (newlines, U+2028) as one space, and
+    every other non-printable character (ESC, BEL, C1, bidi overrides, lone
+    surrogates) as a visible escape, so API text cannot drive the terminal."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(_cell(v) for v in value)
-    return " ".join(str(value).split())
+    return escape_text(" ".join(str(value).split()))
 
 
 def _path_value(item: Any, path: str) -> Any:
@@ -229,7 +234,7 @@ def render_result(result: Any, spec: Any = None, width: int | None = None) -> st
     import textwrap
 
     width = width or _width()
-    out = textwrap.wrap(result.message, width) or [""]
+    out = textwrap.wrap(escape_text(result.message), width) or [""]
     columns = spec.table_columns if spec is not None else []
     rows_path = ((spec.render or {}).get("rows") if spec is not None else None) or "action_result.data"
     source = result.to_dict().get(rows_path.split(".", 1)[1], []) if "." in rows_path else []
@@ -241,18 +246,18 @@ def render_result(result: Any, spec: Any = None, width: int | None = None) -> st
         out.append(render_rows([name for _, name in columns], rows, width))
     if result.summary:
         out.append("")
-        text = "Summary: " + ", ".join(f"{k}={_cell(v)}" for k, v in result.summary.items())
+        text = "Summary: " + ", ".join(f"{_cell(k)}={_cell(v)}" for k, v in result.summary.items())
         out.extend(textwrap.wrap(text, width, subsequent_indent="  "))
     return "\n".join(out)
 
 
 def _emit(result: Any, output: str, spec: Any = None) -> int:
     if output == "json":
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        print(dumps_output(result.to_dict()))
     elif result.ok:
         print(render_result(result, spec))
     if not result.ok:
-        print(f"mde-connector: {result.message}", file=sys.stderr)
+        print(f"mde-connector: {escape_text(result.message)}", file=sys.stderr)
     return int(result.exit_code)
 
 
@@ -264,9 +269,20 @@ def _progress_printer(enabled: bool) -> Callable[[str], None]:
         return lambda message: None
 
     def show(message: str) -> None:
-        print(f"… {message}", file=sys.stderr, flush=True)
+        print(f"… {escape_text(message)}", file=sys.stderr, flush=True)
 
     return show
+
+
+def check_utf8(name: str, value: Any) -> None:
+    """Raise InputError naming ``name`` when ``value`` is a string holding
+    bytes that are not UTF-8 (argv arrives with them as lone surrogates)."""
+    if not isinstance(value, str):
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{name} holds bytes that are not UTF-8; pass it as UTF-8 text.") from None
 
 
 def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
@@ -280,6 +296,9 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     try:
         spec = load_manifest().action(name)
         params = spec.params_from_cli(args.param)
+        for key, value in params.items():
+            check_utf8(f"Parameter '{escape_text(key)}'", key)
+            check_utf8(f"Parameter '{key}'", value)
         spec.validate_params(params)  # invalid input is reported before configuration is read
         from connector.config import load_config
         from connector.runtime.store import Store
@@ -339,7 +358,7 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     store = _open_store(args)
     items = store.artifacts(args.alert_id)
     if args.output == "json":
-        print(json.dumps(items, ensure_ascii=False, indent=2))
+        print(dumps_output(items))
         return EXIT_OK
     rows = [(a.get("cef", {}).get("fileHashSha256") or a.get("cef", {}).get("fileHashSha1")
              or a.get("cef", {}).get("fileHashMd5"), a.get("container"), a.get("severity"),
@@ -355,7 +374,7 @@ def cmd_containers(args: argparse.Namespace) -> int:
     store = _open_store(args)
     items = store.containers()
     if args.output == "json":
-        print(json.dumps(items, ensure_ascii=False, indent=2))
+        print(dumps_output(items))
         return EXIT_OK
     rows = [(c["alert_id"], c["severity"], c["status"], c["artifact_count"], c["name"]) for c in items]
     print(render_table(["ALERT", "SEVERITY", "STATUS", "FILES", "NAME"], rows, fixed=(0,)))
@@ -394,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_INVALID
+        check_utf8("--alert-id", getattr(args, "alert_id", None))
         if getattr(args, "_missing", None):
             raise ConfigError(f"The '{args.command}' command is not available in this build.")
         if args.command in EXTERNAL_COMMANDS:
@@ -410,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.param = []
         return handlers[args.command](args)
     except ConnectorError as err:
-        print(f"mde-connector: {err.sentence()}", file=sys.stderr)
+        print(f"mde-connector: {escape_text(err.sentence())}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("mde-connector: interrupted.", file=sys.stderr)
@@ -420,6 +440,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one sentence, no traceback
         if os.environ.get("MDE_DEBUG"):  # developers only: the full traceback
             raise
-        print(f"mde-connector: internal error ({exc.__class__.__name__}: {redact(str(exc))[:200]}); "
+        print(f"mde-connector: internal error ({exc.__class__.__name__}: {escape_text(redact(str(exc))[:200])}); "
               "please report it with the output of --verbose.", file=sys.stderr)
         return EXIT_FAILED

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from connector.text import escape_text
+
 DETAIL_ALERTS = 3
 
 
@@ -29,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    # Alert ids, titles and messages come from the API: each line escaped.
+    print("\n".join(escape_text(line) for line in text.split("\n")), flush=True)
 
 
 def _step(n: int, text: str) -> None:
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_action("test_connectivity", {}, context())
         _say(f"      {result.message}")
         if not result.ok:
-            print(f"mde-connector: {result.message}", file=sys.stderr)
+            print(f"mde-connector: {escape_text(result.message)}", file=sys.stderr)
             return result.exit_code
 
         _step(3, "Polling new alerts and running the triage playbook on each")

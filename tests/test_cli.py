@@ -203,3 +203,67 @@ def test_python_dash_m_connector_runs_the_same_cli(config_file) -> None:
 def test_manifest_validate_command(capsys) -> None:
     code, out, _ = run_cli(capsys, "manifest", "validate")
     assert code == 0 and "valid" in out.lower()
+
+
+# -- bounded CLI input ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval", ["0.5", "0", "-1", "nan", "inf", "-inf", "1e999", "ten", ""])
+def test_watch_interval_below_one_second_or_not_finite_exits_2(capsys, interval: str) -> None:
+    # Checked before the configuration is read (that file does not exist).
+    code, out, err = run_cli(capsys, "watch", f"--interval={interval}", "--config", "/nonexistent/mde.json")
+    assert code == 2
+    assert err.startswith("mde-connector") and err.count("\n") == 1, err
+    assert "--interval" in err and "at least 1" in err, err
+    assert "Traceback" not in err
+
+
+def test_watch_interval_of_one_second_is_accepted(capsys) -> None:
+    # Accepted: the run gets as far as reading the configuration.
+    code, _, err = run_cli(capsys, "watch", "--interval", "1", "--config", "/nonexistent/mde.json")
+    assert code == 2 and "/nonexistent/mde.json" in err and "--interval" not in err
+
+
+def test_watch_once_with_interval_is_refused_in_one_sentence(capsys) -> None:
+    code, out, err = run_cli(capsys, "watch", "--once", "--interval", "60", "--config", "/nonexistent/mde.json")
+    assert code == 2
+    assert out == "" and err.count("\n") == 1, err
+    assert "--once" in err and "--interval" in err, err
+
+
+def test_watch_help_documents_the_interval_minimum(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["watch", "--help"])
+    assert "at least 1" in " ".join(capsys.readouterr().out.split())
+
+
+def _bytes_cli(*args: bytes | str, cwd: str = "/") -> subprocess.CompletedProcess[bytes]:
+    # Linux hands argv bytes that are not UTF-8 to Python as lone surrogates
+    # (surrogateescape): a subprocess is the only honest way to test that.
+    return subprocess.run([sys.executable, "-m", "connector", *args], capture_output=True, timeout=60, cwd=cwd)
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_non_utf8_alert_id_parameter_exits_2_before_any_request(config_file, simulator, output: str) -> None:
+    simulator.reset_log()
+    proc = _bytes_cli("run", "get_alert_related_files", "--param", b"alert_id=da\xff637_1", "--config",
+                      str(config_file), "--output", output)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.decode("utf-8")  # what the CLI prints is UTF-8
+    assert err.startswith("mde-connector: Parameter 'alert_id'") and "UTF-8" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert simulator.requests == [] and simulator.token_requests == 0
+    if output == "json":
+        result = json.loads(proc.stdout.decode("utf-8"))
+        assert result["status"] == "failed" and result["error"]["kind"] == "invalid_input"
+
+
+@pytest.mark.parametrize("command", [("playbook", "run", "triage_new_alert"), ("runs", "list"),
+                                     ("artifacts", "list")])
+def test_non_utf8_alert_id_option_exits_2(config_file, simulator, command: tuple[str, ...]) -> None:
+    simulator.reset_log()
+    proc = _bytes_cli(*command, "--alert-id", b"da\xfe_1", "--config", str(config_file))
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.decode("utf-8")
+    assert "--alert-id" in err and "UTF-8" in err and err.count("\n") == 1, err
+    assert simulator.requests == []

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from connector.errors import EXIT_FAILED, EXIT_OK, ConfigError, InputError
 from connector.runtime.engine import (
@@ -29,6 +30,7 @@ from connector.simulator import (
     MALWARE_ALERT_ID,
 )
 from tests.conftest import make_context
+from tests.strategies import hostile_text
 
 CASES = Path(__file__).parent / "fixtures" / "playbooks"
 TRIAGE_STEPS = ["files", "decide", "severity_high", "severity_medium", "note_findings", "tag_suspicious",
@@ -285,12 +287,45 @@ def test_whole_reference_keeps_the_type_and_embedded_renders_text() -> None:
     assert resolve("no reference", _lookup_via_engine) == "no reference"
 
 
+def test_text_from_the_api_is_never_expanded_as_a_template() -> None:
+    # An alert title is API data: braces in it are literal, even when they
+    # name a real output or a reference that comes later in the template.
+    outputs = {**OUTPUTS, "trigger": {"alert": {"title": "{{files.summary.malware}}", "id": "{{trigger.alert.id}}"}}}
+
+    def lookup(root: str, path: str) -> Any:
+        from connector.runtime.engine import _walk
+
+        return _walk(outputs.get(root), path.split("."))
+
+    assert resolve("{{trigger.alert.title}}: {{files.summary.malware}} malware", lookup) == (
+        "{{files.summary.malware}}: 0 malware")
+    assert resolve("{{trigger.alert.id}} / {{trigger.alert.title}}", lookup) == (
+        "{{trigger.alert.id}} / {{files.summary.malware}}")
+    assert resolve("{{trigger.alert.title}}", lookup) == "{{files.summary.malware}}"  # a whole reference too
+    assert resolve("a {{files.summary.unsigned}} b {{files.summary.unsigned}}", lookup) == "a 2 b 2"
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=hostile_text(max_size=30))
+def test_any_api_text_is_substituted_verbatim_and_never_expanded(title: str) -> None:
+    outputs = {**OUTPUTS, "trigger": {"alert": {"title": title}}}
+
+    def lookup(root: str, path: str) -> Any:
+        from connector.runtime.engine import _walk
+
+        return _walk(outputs.get(root), path.split("."))
+
+    assert resolve("{{trigger.alert.title}} | {{files.summary.malware}}", lookup) == f"{title} | 0"
+
+
 def test_render_text() -> None:
     assert render_text(None) == "-"
     assert render_text(True) == "true"
     assert render_text(3.0) == "3"
     assert render_text([]) == "-"
     assert render_text({"b": 1, "a": [1]}) == '{"a":[1],"b":1}'
+    # API numbers may be NaN or Infinity: a note holds JSON, never those literals.
+    assert render_text({"size": float("nan"), "n": [float("inf"), 1.5]}) == '{"n":[null,1.5],"size":null}'
 
 
 @pytest.mark.parametrize(
@@ -352,6 +387,16 @@ def test_trigger_alert_fields_are_available_to_steps(context: Any) -> None:
     assert container["notes"] == ["Odd binary (Medium)"]
     assert container["severity"] == "medium"  # taken from the triggering alert
     assert container["data"] == alert
+
+
+def test_alert_title_holding_a_reference_is_noted_literally(context: Any) -> None:
+    alert = {"id": "da1_2", "title": "{{trigger.alert.severity}}", "severity": "Medium",
+             "detectionSource": "WindowsDefenderAv"}
+    playbook = load_playbook(CASES / "trigger_filters.json")
+    record = run_playbook(playbook, alert_id="da1_2", context=context, trigger="new_alert", trigger_alert=alert,
+                          run_id=triggered_run_id(playbook, "da1_2"))
+    assert record["status"] == "success"
+    assert context.store.container("da1_2")["notes"] == ["{{trigger.alert.severity}} (Medium)"]
 
 
 # -- CLI ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 
 from connector import schema_fastpath as fp
 from connector.manifest import load_manifest
+from tests.strategies import hostile_floats, hostile_text
 
 CONFIG_SCHEMA = load_manifest().configuration_schema
 PARAMS_SCHEMA = load_manifest().action("get_alert_related_files").validation_schema()
@@ -37,8 +38,8 @@ def agrees(schema: dict[str, Any], instance: Any) -> int:
 
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 2000), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from(["commercial", "gcc", "gcc-high", "dod", "eu", "us", "x", " ", ""]),
+    st.none(), st.booleans(), st.integers(-5, 2000), hostile_floats,
+    hostile_text(max_size=12), st.sampled_from(["commercial", "gcc", "gcc-high", "dod", "eu", "us", "x", " ", ""]),
 )
 urls = st.one_of(
     st.sampled_from([
@@ -47,7 +48,7 @@ urls = st.one_of(
         "http://host", "https://ho st", "https://h/\u00e9", "https://h:port/", "https:///path",
     ]),
     st.builds(lambda host, path: f"https://{host}/{path}", st.from_regex(r"[a-z0-9.\-]{1,20}", fullmatch=True),
-              st.text(max_size=15)),
+              hostile_text(max_size=15)),
 )
 
 
@@ -75,7 +76,7 @@ def test_configuration_verdicts_match_jsonschema(config: dict[str, Any]) -> None
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["alert_id", "alertid", "x"]),
-                       st.one_of(scalars, st.text(max_size=300)), max_size=3))
+                       st.one_of(scalars, hostile_text(max_size=300)), max_size=3))
 def test_parameter_verdicts_match_jsonschema(params: dict[str, Any]) -> None:
     agrees(PARAMS_SCHEMA, params)
 

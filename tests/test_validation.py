@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from connector import validation
 from connector.errors import EXIT_INVALID, ConfigError, InputError, PlaybookError
 from connector.manifest import load_manifest
+from tests.strategies import hostile_text
 
 ACTION = "get_alert_related_files"
 BASE_CONFIG = {"tenant_id": "contoso.onmicrosoft.com", "client_id": "11111111-2222-3333-4444-555555555555"}
@@ -262,7 +263,7 @@ def test_paths_render_as_dotted_names_with_indexes() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(max_size=300))
+@given(hostile_text(max_size=300) | st.text(max_size=300))
 def test_any_alert_id_either_passes_clean_or_fails_in_one_line(value: str) -> None:
     spec = load_manifest().action(ACTION)
     try:

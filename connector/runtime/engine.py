@@ -35,7 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, InputError
-from connector.runtime.playbooks import Playbook, Step, find_references
+from connector.runtime.playbooks import Playbook, Step, find_references, substitute
+from connector.text import finite
 
 __all__ = [
     "evaluate",
@@ -87,7 +88,9 @@ def resolve(value: Any, lookup: Lookup) -> Any:
 
     A string that is exactly one reference becomes the referenced value with
     its type (a list, a number, None when missing); references inside text are
-    rendered with :func:`render_text`. ``lookup(root, path)`` returns a value.
+    rendered with :func:`render_text` in one pass over the template, so a
+    value holding ``{{...}}`` (API text) is never expanded.
+    ``lookup(root, path)`` returns a value.
     """
     if isinstance(value, str):
         refs = list(find_references(value))
@@ -96,11 +99,7 @@ def resolve(value: Any, lookup: Lookup) -> Any:
         only = refs[0][1]
         if len(refs) == 1 and only is not None and only.whole:
             return lookup(only.root, only.path)
-        text = value
-        for raw, found in refs:
-            if found is not None:
-                text = text.replace(raw, render_text(lookup(found.root, found.path)), 1)
-        return text
+        return substitute(value, lambda ref: render_text(lookup(ref.root, ref.path)))
     if isinstance(value, dict):
         return {k: resolve(v, lookup) for k, v in value.items()}
     if isinstance(value, list):
@@ -120,7 +119,7 @@ def render_text(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(render_text(v) for v in value) if value else _MISSING_TEXT
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return json.dumps(finite(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return str(value)
 
 

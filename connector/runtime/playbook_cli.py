@@ -17,12 +17,12 @@ executes, and ``watch`` never resumes a manual run. Mounted by
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, PlaybookError
+from connector.text import dumps_output, escape_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +74,7 @@ def _validate(files: list[str]) -> int:
         if problems:
             invalid += 1
             for problem in problems:
-                print(str(problem), file=sys.stderr)
+                print(escape_text(str(problem)), file=sys.stderr)
     if invalid:
         return EXIT_INVALID
     n = len(paths)
@@ -110,19 +110,19 @@ def _run(args: argparse.Namespace) -> int:
     stops = StopSignals().install()
     try:
         context = ActionContext(config=config, store=Store.open(config.state_dir),
-                                progress=(lambda m: print(f"… {m}", file=sys.stderr, flush=True)) if show
-                                else (lambda m: None),
+                                progress=(lambda m: print(f"… {escape_text(m)}", file=sys.stderr, flush=True))
+                                if show else (lambda m: None),
                                 client_factory=lambda cfg: stops.interruptible(DefenderClient.from_config(cfg)))
         record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual",
                               owner=new_owner(), stop=stops.event)
     finally:
         stops.restore()
     if args.output == "json":
-        print(json.dumps(record, ensure_ascii=False, indent=2))
+        print(dumps_output(record))
     else:
         print(render_run(record))
     if record["status"] != "success":
-        print(f"mde-connector: {record['message']}", file=sys.stderr)
+        print(f"mde-connector: {escape_text(record['message'])}", file=sys.stderr)
         return stops.exit_code(EXIT_FAILED)
     return stops.exit_code(EXIT_OK)
 
@@ -132,8 +132,8 @@ def _list(args: argparse.Namespace) -> int:
 
     playbooks = load_shipped_playbooks()
     if args.output == "json":
-        print(json.dumps([{"name": p.name, "version": p.version, "trigger": p.trigger,
-                           "description": p.description, "file": p.source} for p in playbooks], indent=2))
+        print(dumps_output([{"name": p.name, "version": p.version, "trigger": p.trigger,
+                             "description": p.description, "file": p.source} for p in playbooks]))
         return EXIT_OK
     from connector.cli import render_table
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,6 +43,7 @@ __all__ = [
     "find_references",
     "load_playbook",
     "parse_playbook",
+    "substitute",
     "validate_playbook",
     "validate_playbook_file",
 ]
@@ -372,6 +373,22 @@ def execution_order(steps: list[tuple[str, tuple[str, ...] | list[str]]]) -> lis
             if not waiting[child]:
                 heapq.heappush(ready, (index[child], child))
     return order
+
+
+def substitute(template: str, render: Callable[[Reference], str]) -> str:
+    """``template`` with each well-formed ``{{root.path}}`` replaced by
+    ``render(reference)``, in one pass: the replacement text is never scanned
+    again, so braces in a value (an alert title from the API) stay literal.
+    Malformed ``{{...}}`` are left as written."""
+
+    def one(match: re.Match[str]) -> str:
+        inner = match.group(1).strip()
+        if not _REFERENCE_RE.match(inner):
+            return match.group(0)
+        root, _, path = inner.partition(".")
+        return render(Reference(root, path, False))
+
+    return _CANDIDATE_RE.sub(one, template)
 
 
 def find_references(value: Any) -> Iterator[tuple[str, Reference | None]]:

@@ -10,10 +10,10 @@ nothing heavy at module level.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from connector.errors import EXIT_OK, ConfigError, InputError
+from connector.text import dumps_output, escape_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,15 +68,15 @@ def _list(args: argparse.Namespace) -> int:
         raise InputError("--limit must be a positive number of runs.")
     runs = open_store(args).playbook_runs(args.alert_id, limit=args.limit)
     if args.output == "json":
-        print(json.dumps(runs, ensure_ascii=False, indent=2))
+        print(dumps_output(runs))
         return EXIT_OK
-    from connector.cli import render_table
+    from connector.cli import _cell, render_table
 
     headers = ["RUN", "STATUS", "TRIGGER", "STARTED", "ALERT"]
     rows = [(r["id"], r["status"], r["trigger"], str(r["started_at"])[:19].replace("T", " "), r["container"])
             for r in runs]
     # Never shorten: the run id is what 'runs show' needs, copied from here.
-    natural = sum(max([len(h)] + [len(str(row[i])) for row in rows]) for i, h in enumerate(headers))
+    natural = sum(max([len(h)] + [len(_cell(row[i])) for row in rows]) for i, h in enumerate(headers))
     print(render_table(headers, rows, width=natural + 2 * (len(headers) - 1)))
     print(f"\n{len(runs)} run(s).")
     return EXIT_OK
@@ -94,14 +94,15 @@ def _show(args: argparse.Namespace) -> int:
                                               "finished_at")}
         record.update(message=f"Playbook run {found['id']} is {found['status']}; no step has run yet.", steps=[])
     if args.output == "json":
-        print(json.dumps(record, ensure_ascii=False, indent=2))
+        print(dumps_output(record))
     else:
         print(render_run(record))
     return EXIT_OK
 
 
 def render_run(record: dict[str, Any], width: int | None = None) -> str:
-    """A run record for a terminal: what ran where, then one row per step."""
+    """A run record for a terminal: what ran where, then one row per step;
+    text from the record (alert ids and titles come from the API) escaped."""
     from connector.cli import render_table
 
     lines = [
@@ -116,6 +117,7 @@ def render_run(record: dict[str, Any], width: int | None = None) -> str:
         f"finished  {record.get('finished_at') or '-'}",
         "",
     ]
+    lines = [escape_text(line) for line in lines]
     rows = [(s.get("id"), s.get("type"), s.get("status"), s.get("duration_ms"), s.get("message"))
             for s in record.get("steps", [])]
     lines.append(render_table(["STEP", "TYPE", "STATUS", "MS", "MESSAGE"], rows, width))

@@ -1,6 +1,7 @@
 """``mde-connector watch``: the new-alert trigger as a command.
 
-``--once`` for cron, ``--interval`` for a service, ``--since`` for backfills.
+``--once`` for cron, ``--interval`` for a service (at least
+:data:`MIN_INTERVAL` seconds; not with ``--once``), ``--since`` for backfills.
 SIGTERM/SIGINT are acknowledged at once and stop it cleanly after the alert
 or playbook step in hand (an alert's container and checkpoint commit
 together, so nothing is half-done); queued playbook runs stay pending, waits
@@ -11,15 +12,38 @@ for the rate budget end early, and the exit code is 130 (SIGINT) or 143
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
+
+from connector.errors import ConfigError
+from connector.text import dumps_output, escape_text
+
+MIN_INTERVAL = 1.0
+"""The shortest ``--interval`` in seconds: a shorter one would only spend the
+API rate budget on empty polls."""
+DEFAULT_INTERVAL = 60.0
+
+
+def _interval(text: str) -> float:
+    """``--interval``: a finite number of seconds, at least MIN_INTERVAL."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < MIN_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"{escape_text(repr(text))} is not a number of seconds of at least {MIN_INTERVAL:g}; "
+            f"pass e.g. --interval {DEFAULT_INTERVAL:g}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the watch command."""
     parser.add_argument("--once", action="store_true", help="poll once and exit (for cron)")
-    parser.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                        help="seconds between polls when running as a service (default 60)")
+    parser.add_argument("--interval", type=_interval, default=None, metavar="SECONDS",
+                        help=f"seconds between polls when running as a service, at least {MIN_INTERVAL:g} "
+                             f"(default {DEFAULT_INTERVAL:g}); not with --once")
     parser.add_argument("--since", metavar="TIME",
                         help="backfill from this ISO-8601 UTC time or duration ago (e.g. 6h, 2d)")
     parser.add_argument("--lookback", default="24h", metavar="DURATION",
@@ -75,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
     from connector.config import load_config
     from connector.runtime.poller import MAX_CLOCK_SKEW, parse_since
     from connector.runtime.stopping import StopSignals
-    from connector.text import dumps_output, escape_text
 
     # Options first: a typo in --since is reported before any configuration is read.
+    if args.once and args.interval is not None:
+        raise ConfigError("--once polls once and exits, so --interval does not apply to it; pass one of them.")
     since = parse_since(args.since) if args.since else None
     config = load_config(args.config)
     stops = StopSignals().install()
@@ -91,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r… {stats.processed} alerts, {stats.fraction() * 100:.0f}% of the backlog{eta_text}   ",
                   end="", file=sys.stderr, flush=True)
         elif args.output == "table":
-            print(f"alert {alert.get('id')} {alert.get('severity', '')} {alert.get(poller.time_field)} "
-                  f"{str(alert.get('title') or '')[:60]}", file=sys.stderr, flush=True)
+            # Every field is API text: one escaped line, whatever it holds.
+            line = (f"alert {alert.get('id')} {alert.get('severity', '')} {alert.get(poller.time_field)} "
+                    f"{' '.join(str(alert.get('title') or '').split())[:60]}")
+            print(escape_text(line), file=sys.stderr, flush=True)
 
     poller.on_alert = on_alert
     failed = False
@@ -108,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
             runs = report.playbook_runs
             ok = sum(1 for r in runs if r.get("status") == "success")
             held = f", {len(report.quarantined)} quarantined" if report.quarantined else ""
-            print(f"{len(report.processed)} new alert(s){held}, {ok}/{len(runs)} playbook run(s) succeeded; "
-                  f"watermark {report.checkpoint.get('watermark')}.", flush=True)
+            print(escape_text(f"{len(report.processed)} new alert(s){held}, {ok}/{len(runs)} playbook run(s) "
+                              f"succeeded; watermark {report.checkpoint.get('watermark')}."), flush=True)
         for held_alert in report.quarantined:
             print(f"mde-connector: alert {escape_text(held_alert['id'])} was quarantined: "
                   f"{escape_text(held_alert['reason']).rstrip('.')}. 'mde-connector quarantine list' shows it.",
@@ -120,13 +147,13 @@ def run(args: argparse.Namespace) -> int:
                   f"{escape_text(odd['time'])}, more than {skew} minutes ahead of this machine's clock; it was "
                   f"taken in, and the watermark stops at now plus {skew} minutes.", file=sys.stderr)
         for error in report.errors:
-            print(f"mde-connector: {error}", file=sys.stderr)
+            print(f"mde-connector: {escape_text(str(error))}", file=sys.stderr)
 
     try:
         if args.once:
             show(poller.poll_once(since))
         else:
-            poller.run_forever(args.interval, show, since=since)
+            poller.run_forever(DEFAULT_INTERVAL if args.interval is None else args.interval, show, since=since)
     finally:
         stops.restore()
     return stops.exit_code(1 if failed else 0)

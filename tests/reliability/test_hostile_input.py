@@ -31,6 +31,7 @@ from connector import auth
 from connector.cli import main
 from connector.errors import ConfigError, ConnectorError, PlaybookError
 from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+from connector.text import escape_text
 from tests.reliability.support import (
     EXAMPLE,
     FILES_PATH,
@@ -40,6 +41,7 @@ from tests.reliability.support import (
     make_config,
     run_files,
 )
+from tests.strategies import hostile_text, json_values, json_values_of
 
 ACTION = "get_alert_related_files"
 FILES_ROUTE = re.compile(r"^/api/alerts/([^/]+)/files$")
@@ -52,12 +54,6 @@ def budget(name: str) -> settings:
     return settings(max_examples=EXAMPLES[name], deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large])
-
-
-json_scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40))
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
 
 
 def _huge(alphabet: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -73,6 +69,7 @@ hostile_pieces = st.sampled_from(["/", "..", ".", "%2F", "%2e%2e", "?", "#", "&"
                                   "../../machines", "files", "😀", "ß", "İ", "\x7f", "\x85"])
 alert_ids = (
     st.text(max_size=300)
+    | hostile_text(max_size=60)
     | st.lists(hostile_pieces | st.text(max_size=5), min_size=1, max_size=12).map("".join)
     | _huge(st.text(min_size=1, max_size=4))
     | st.sampled_from([EXAMPLE, "da637308392288907382_-880718168", "  " + EXAMPLE + "\t"])
@@ -150,7 +147,7 @@ class _RefusingClient:
 
 
 parameter_names = st.sampled_from(["alert_id", "alertId", "Alert_Id", "alert_id ", "id", "", "__proto__",
-                                   "$top", "alert_id\x00"]) | st.text(max_size=12)
+                                   "$top", "alert_id\x00", "alert_id\ud800"]) | hostile_text(max_size=12)
 parameters = st.one_of(
     st.dictionaries(parameter_names, json_values | alert_ids, max_size=4),
     st.fixed_dictionaries({"alert_id": json_values | alert_ids}),
@@ -177,6 +174,15 @@ def test_any_parameters_fail_in_one_sentence_before_any_client_or_run(params: An
     assert result.message.startswith(("Parameter", "The parameters")), result.message
 
 
+@pytest.mark.xfail(strict=True, reason="parameter validation bug (manifest alert_id pattern / connector/client.py "
+                   "alert_segment): an alert id holding a lone surrogate passes validation, and quoting it for the "
+                   "URL raises UnicodeEncodeError instead of an invalid_input result (the CLI refuses it first)")
+def test_alert_id_with_a_lone_surrogate_is_invalid_input_before_any_request(sim: Any, responses_config: Any) -> None:
+    result, _ = run_files(responses_config, alert_id="da637\ud800_1")
+    assert result.error["kind"] == "invalid_input" and result.exit_code == 2
+    assert sim.requests == []
+
+
 # -- API responses -----------------------------------------------------------------------
 
 
@@ -185,7 +191,10 @@ def _hex(n: int) -> st.SearchStrategy[str]:
 
 
 timestamps = st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z")
-texts = st.text(max_size=60) | _huge(st.text(min_size=1, max_size=3))
+# No lone surrogates here: the store cannot save them yet (see
+# test_api_text_with_a_lone_surrogate_is_stored, a strict xfail).
+texts = hostile_text(max_size=60, surrogates=False) | _huge(st.text(min_size=1, max_size=3))
+response_values = json_values_of(hostile_text(max_size=20, surrogates=False))
 FILE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "sha1": _hex(40), "sha256": _hex(64), "md5": _hex(32), "signerHash": _hex(40),
     "globalPrevalence": st.integers(0, 10**12), "size": st.integers(0, 2**63),
@@ -197,16 +206,16 @@ FILE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 }
 file_records = st.one_of(
     # Schema-shaped, each field sometimes null, sometimes of any other type.
-    st.fixed_dictionaries({}, optional={k: st.none() | v | json_values for k, v in FILE_FIELDS.items()}),
+    st.fixed_dictionaries({}, optional={k: st.none() | v | response_values for k, v in FILE_FIELDS.items()}),
     st.fixed_dictionaries({k: v for k, v in FILE_FIELDS.items()}),
-    json_values,  # not even an object
+    response_values,  # not even an object
 )
 bodies = st.one_of(
     st.builds(lambda files: {"@odata.context": "x", "value": files}, st.lists(file_records, max_size=8)),
     st.builds(lambda files, extra: {**extra, "value": files}, st.lists(file_records, max_size=4),
-              st.dictionaries(st.text(max_size=8), json_values, max_size=3)),
-    json_values.map(lambda v: {"value": v}),
-    json_values,
+              st.dictionaries(st.text(max_size=8), response_values, max_size=3)),
+    response_values.map(lambda v: {"value": v}),
+    response_values,
     st.binary(max_size=200),
 )
 
@@ -263,7 +272,7 @@ def test_any_api_response_maps_cleanly_or_fails_as_api_error(sim: Any, responses
         return
     assert isinstance(body, dict) and isinstance(body.get("value"), list)
     files = body["value"]
-    assert result.data == files  # the API's data, unchanged
+    assert json.dumps(result.data) == json.dumps(files)  # the API's data, unchanged (NaN compares equal here)
     mapping = _mapping()
     records = [f for f in files if isinstance(f, dict)]
     wrong = sum(1 for f in records for source, kind in set(mapping.values()) if _wrong_type(f.get(source), kind))
@@ -281,6 +290,18 @@ def test_any_api_response_maps_cleanly_or_fails_as_api_error(sim: Any, responses
     assert len(result.message) < 400
 
 
+@pytest.mark.xfail(strict=True, reason="store bug (connector/runtime/store.py upsert_artifacts): an artifact name "
+                   "holding a lone surrogate from the API is written to SQLite as is and raises UnicodeEncodeError; "
+                   "db_text/db_json in connector/text.py are the fix")
+def test_api_text_with_a_lone_surrogate_is_stored(sim: Any, responses_config: Any) -> None:
+    sim.script(ScriptedResponse(200, body={"value": [dict(EXAMPLE_FILE, fileProductName="\ud800", signer="a\udcff")]},
+                                path_contains=FILES_PATH))
+    result, context = run_files(responses_config, vt=VirtualTime())
+    assert result.ok, result.message
+    assert result.data[0]["signer"] == "a\udcff"  # the API's data, unchanged
+    assert [a["source_data_identifier"] for a in context.store.artifacts(EXAMPLE)]
+
+
 # -- configuration ----------------------------------------------------------------------------
 
 CONFIG_KEYS = ["tenant_id", "client_id", "client_secret", "certificate_path", "certificate_password", "cloud",
@@ -294,7 +315,7 @@ weird_strings = st.sampled_from([
     "https://user:pw@h", "a/b?c#d", "../../etc", "commercial", "gcc", "eu", "nan", "inf", "-1", "1e999", "0",
     "socks5://[::1", "http://[::1]:3128", "https://login.microsoftonline.com/a/b", "~/nowhere", "/dev/null",
     "/proc/self/environ", "/", "💥",
-]) | st.text(max_size=30)
+]) | st.text(max_size=30) | hostile_text(max_size=10)
 fuzz_values = weird_strings | json_values | st.sampled_from([float("nan"), float("inf"), -0.0, 10**30, True])
 
 
@@ -342,7 +363,23 @@ mutations = st.one_of(
     st.tuples(st.just("unknown"), st.text(min_size=1, max_size=20).filter(lambda k: k not in CONFIG_KEYS),
               json_values),
     st.tuples(st.just("env"), st.sampled_from(CONFIG_KEYS), weird_strings.filter(lambda s: "\x00" not in s)),
-)
+    st.tuples(st.just("unknown"), hostile_text(min_size=1, max_size=6).filter(lambda k: k not in CONFIG_KEYS),
+              json_values),
+).filter(lambda m: not _unencodable_state_dir(m))
+
+
+def _unencodable_state_dir(mutation: tuple[str, str, Any]) -> bool:
+    """A state_dir no file system call can take (a lone surrogate other than
+    surrogateescape's U+DC80-U+DCFF): a known config bug kept out of the
+    property and held by test_state_dir_with_a_lone_surrogate_is_named."""
+    op, key, value = mutation
+    if key != "state_dir" or op not in ("set", "env") or not isinstance(value, str):
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @budget("configs")
@@ -382,7 +419,10 @@ def test_every_malformed_configuration_is_named(base_config: tuple[dict[str, Any
         count("malformed configurations named")
         text = str(err)
         assert_one_sentence(text)
-        assert re.search(rf"(?<![\w]){re.escape(key)}(?![\w])", text) or (
+        # The key as the file holds it (JSON joins a surrogate pair into one
+        # character) and as a sentence shows it (control characters escaped).
+        shown = escape_text(json.loads(json.dumps(key)))
+        assert re.search(rf"(?<![\w]){re.escape(shown)}(?![\w])", text) or (
             op == "unknown" and "is not accepted" in text), text
         assert SECRET not in text
         assert err.exit_code == 2
@@ -397,6 +437,20 @@ def test_every_malformed_configuration_is_named(base_config: tuple[dict[str, Any
     if op in ("set", "env") and config.get(key) is not None and key in (
             "timeout_seconds", "retry_budget_seconds", "max_retry_after_seconds", "rate_time_scale"):
         assert math.isfinite(float(config.get(key))), (key, value)
+
+
+@pytest.mark.xfail(strict=True, reason="config bug (connector/config.py, state directory): a state_dir holding "
+                   "a lone surrogate passes validation and Path.mkdir raises UnicodeEncodeError instead of a "
+                   "ConfigError naming state_dir")
+def test_state_dir_with_a_lone_surrogate_is_named(base_config: tuple[dict[str, Any], Path]) -> None:
+    from connector.client import DefenderClient
+    from connector.config import load_config
+
+    values, tmp = base_config
+    path = tmp / "surrogate.json"
+    path.write_text(json.dumps({**values, "state_dir": "\ud800"}), encoding="utf-8")
+    with _sandbox(tmp), pytest.raises(ConfigError, match="state_dir"):
+        DefenderClient.from_config(load_config(path))
 
 
 # -- playbooks ---------------------------------------------------------------------------------
@@ -434,7 +488,7 @@ playbook_values = json_values | st.sampled_from(["{{nope.summary.x}}", "{{files.
 @budget("playbooks")
 @given(kind=st.sampled_from(["mutate", "text", "truncate"]), path=st.lists(st.integers(0, 50), min_size=1,
                                                                              max_size=5),
-       op=st.sampled_from(["set", "delete"]), value=playbook_values, text=st.text(max_size=200),
+       op=st.sampled_from(["set", "delete"]), value=playbook_values, text=hostile_text(max_size=200),
        cut=st.integers(0, 4000))
 def test_any_malformed_playbook_is_one_clear_message(tmp_path_factory: Any, kind: str, path: list[int], op: str,
                                                      value: Any, text: str, cut: int) -> None:
@@ -449,7 +503,8 @@ def test_any_malformed_playbook_is_one_clear_message(tmp_path_factory: Any, kind
     else:
         content = text
     file = tmp_path_factory.mktemp("pb") / "playbook.json"
-    file.write_text(content, encoding="utf-8")
+    # surrogatepass: a lone surrogate becomes bytes that are not UTF-8, as in a damaged file.
+    file.write_bytes(content.encode("utf-8", "surrogatepass"))
     problems = validate_playbook_file(file)
     try:
         load_playbook(file)

@@ -250,7 +250,7 @@ def test_state_files_are_0600_even_after_sigkill(sim: Any, tmp_path: Path, umask
     config = sim.write_config(tmp_path / "mde.json", state_dir=str(state))
     assert run_cli(*_files_args(config), umask=umask).returncode == 0
     count("processes")
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "watch", "--interval", "0.1", "--config",
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "watch", "--interval", "1", "--config",
                              str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
                             preexec_fn=lambda: os.umask(umask))
     deadline = time.monotonic() + 20

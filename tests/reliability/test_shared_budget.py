@@ -1,7 +1,11 @@
 """Four processes running actions and one watcher share the rate budget and
 the store: the simulator sees no more calls than its limits allow in any
-window and answers no 429 to the connector, and no "database is locked"
-reaches a user."""
+window and answers no 429 to the connector, every action run succeeds and is
+in the store, and no "database is locked" reaches a user.
+
+Correctness only: each process does a fixed amount of work, however long the
+machine takes; how much traffic that makes in a given time is bench/'s
+business (bench/ratelimits.py), never a test's."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -28,7 +32,7 @@ LOOP = Path(__file__).with_name("action_loop.py")
 PER_MINUTE = 20
 TIME_SCALE = 30.0  # a "minute" lasts 2 s
 WINDOW = 60.0 / TIME_SCALE
-RUN_FOR = 8.0
+RUNS_PER_PROCESS = 8  # 32 runs against a budget of 20 per "minute": the budget must make them wait
 ALERTS = [EXAMPLE_ALERT_ID, MALWARE_ALERT_ID, DUPLICATES_ALERT_ID, SPARSE_ALERT_ID, EMPTY_ALERT_ID]
 
 
@@ -63,41 +67,50 @@ def test_four_action_processes_and_a_watcher_share_one_budget(tmp_path: Path) ->
         config = sim.write_config(tmp_path / "mde.json", state_dir=str(state), rate_per_minute=PER_MINUTE,
                                   rate_time_scale=1 / TIME_SCALE, retry_budget_seconds=120)
         env = cli_env()
-        deadline = time.time() + RUN_FOR
-        watcher = subprocess.Popen([sys.executable, "-m", "connector", "watch", "--interval", "0.3",
+        watcher = subprocess.Popen([sys.executable, "-m", "connector", "watch", "--interval", "1",
                                     "--lookback", "1m", "--config", str(config)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        loops = [subprocess.Popen([sys.executable, str(LOOP), str(config), str(deadline), *ALERTS[i:] + ALERTS[:i]],
+        loops = [subprocess.Popen([sys.executable, str(LOOP), str(config), str(RUNS_PER_PROCESS),
+                                   *ALERTS[i:] + ALERTS[:i]],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                  for i in range(4)]
         count("processes", 5)
         outcomes = []
         for proc in loops:
-            out, err = proc.communicate(timeout=180)
+            # A safety net against a hang, never the thing tested.
+            out, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err[-2000:]
             outcomes.append(json.loads(out))
         watcher.send_signal(signal.SIGTERM)
-        _, watch_err = watcher.communicate(timeout=60)
+        _, watch_err = watcher.communicate(timeout=120)
 
         records = sim.requests
         api = sorted(r.started for r in records if r.path.startswith("/api/"))
         statuses = [r.status for r in records if r.path.startswith("/api/")]
 
-    runs = sum(len(o["codes"]) for o in outcomes)
-    assert runs >= 4 * 3, outcomes
+    # Nothing lost: every run the processes made succeeded.
+    assert [len(o["codes"]) for o in outcomes] == [RUNS_PER_PROCESS] * 4
     assert all(code == 0 for o in outcomes for code in o["codes"]), outcomes
     everything = watch_err + "".join(e for o in outcomes for e in o["errors"])
     assert "locked" not in everything and "Traceback" not in everything, everything[-2000:]
     assert watcher.returncode == 143, watch_err[-2000:]  # stopped by SIGTERM, as the shell reports it
 
+    # Never over the limit, as the API saw it.
     assert 429 not in statuses, f"the connector provoked {statuses.count(429)} 429s"
     assert _max_in_window(api, WINDOW) <= PER_MINUTE
-    assert len(api) > 2 * PER_MINUTE  # the budget really was the limit, more than once
+
+    # ... and every run is in the store, with its artifacts.
+    ran = Counter(alert for o in outcomes for alert in o["alerts"])
     conn = sqlite3.connect(state / "store.sqlite")
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT COUNT(*) FROM action_runs WHERE status = 'success'").fetchone()[0] >= runs
+        stored = Counter(dict(conn.execute(
+            "SELECT container, COUNT(*) FROM action_runs WHERE action = 'get_alert_related_files'"
+            " AND status = 'success' GROUP BY container").fetchall()))
+        assert all(stored[alert] >= n for alert, n in ran.items()), (ran, stored)
+        with_files = {row[0] for row in conn.execute("SELECT DISTINCT container FROM artifacts")}
+        assert set(ALERTS) - {EMPTY_ALERT_ID} <= with_files
     finally:
         conn.close()
-    count("actions in parallel processes", runs)
+    count("actions in parallel processes", sum(ran.values()))
     count("API calls under a shared budget", len(api))

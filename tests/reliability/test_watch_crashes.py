@@ -29,7 +29,7 @@ def _watch(config: Path, log: Path) -> subprocess.Popen[bytes]:
     count("processes")
     with log.open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "connector", "watch", "--interval", "0.2", "--workers", "3",
+            [sys.executable, "-m", "connector", "watch", "--interval", "1", "--workers", "3",
              "--config", str(config)],
             stdout=subprocess.DEVNULL, stderr=err, env=cli_env())
 

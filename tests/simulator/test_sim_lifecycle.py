@@ -33,14 +33,15 @@ def test_base_url_needs_a_started_simulator(sim_state: Path) -> None:
     assert sim.ca_bundle.exists() and sim.client_cert_pem.exists()
 
 
-def test_stop_is_fast_and_leaves_no_threads(sim_state: Path) -> None:
+def test_stop_closes_idle_keep_alive_connections_and_leaves_no_threads(sim_state: Path) -> None:
     before = set(threading.enumerate())
     sim = Simulator(sim_state, SimulatorOptions(live_interval=30)).start()
     api = Api(sim, acquire(sim, sim.client_secret)["access_token"])
     assert api.get(f"/api/alerts/{EXAMPLE_ALERT_ID}/files").status_code == 200  # an idle keep-alive
-    started = time.monotonic()
     sim.stop()
-    assert time.monotonic() - started < 1.5
+    # A handler still waiting on the idle connection would outlive stop()'s
+    # joins: no thread left proves the connection was closed, however busy
+    # the machine (how fast stop() is belongs in bench/).
     assert set(threading.enumerate()) - before == set()
     sim.stop()  # idempotent
 
