@@ -60,7 +60,11 @@ def alert_segment(alert_id: str) -> str:
     """
     if alert_id in {"", ".", ".."}:
         raise InputError(f"Parameter 'alert_id' cannot be {alert_id!r}; pass a Defender alert id.")
-    return quote(alert_id, safe="")
+    try:
+        return quote(alert_id, safe="")
+    except UnicodeEncodeError:
+        raise InputError("Parameter 'alert_id' holds a character that is not text (a lone UTF-16 surrogate, often "
+                         "a byte that is not UTF-8); pass the alert id as Defender shows it.") from None
 
 
 def parse_retry_after(value: str | None, now: float | None = None, date: str | None = None) -> float | None:
@@ -104,13 +108,16 @@ def _null_constant(_: str) -> None:
     return None
 
 
+_TOO_DEEP = "JSON nested too deeply"
+
+
 def parse_json(response: requests.Response) -> Any:
     """The JSON body (NaN/Infinity read as null). Raises ValueError when it is
     not JSON, or nested too deeply to read."""
     try:
         return json.loads(response.text, parse_constant=_null_constant)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        raise ValueError(_TOO_DEEP) from None
 
 
 def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
@@ -391,7 +398,11 @@ class DefenderClient:
                 if status == 200:
                     try:
                         body = parse_json(response)
-                    except ValueError:
+                    except ValueError as exc:
+                        if str(exc) == _TOO_DEEP:
+                            # The same answer again would be just as deep: not retried.
+                            raise ApiError(f"Defender answered {resource} with JSON nested too deeply to read.",
+                                           hint="Report the alert id to Microsoft support.") from None
                         body = None
                     if isinstance(body, dict):
                         return body

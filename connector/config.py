@@ -160,6 +160,11 @@ def _state_dir(value: str) -> Path:
     """The state directory, refused up front if a file stands in its way."""
     if "\x00" in value:
         raise ConfigError("Configuration key 'state_dir' must be a directory path without NUL characters.")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ConfigError("Configuration key 'state_dir' holds characters this system cannot use in a path "
+                          "(a lone UTF-16 surrogate); give it as plain text.") from None
     path = Path(value).expanduser()
     existing = path
     while not existing.exists() and existing.parent != existing:

@@ -200,8 +200,6 @@ def test_failed_result_with_lone_surrogate_message_prints_one_escaped_line() -> 
     assert streams.err == "mde-connector: Defender said \\ud800\\x1b[31m no.\n"
 
 
-@pytest.mark.xfail(strict=True, reason="store bug (runtime/store.py, owned by ingestion): upsert_artifacts writes "
-                   "an artifact name holding a lone surrogate to SQLite and raises UnicodeEncodeError")
 def test_api_file_with_lone_surrogates_runs_and_prints(simulator: Any, config_file: Path) -> None:
     serve_files(simulator, dict(EXAMPLE_FILE, signer="Contoso \ud800", fileProductName="\udcff"))
     code, out, err = cli("run", ACTION, "-p", f"alert_id={EXAMPLE}", "--config", str(config_file),

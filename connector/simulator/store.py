@@ -19,8 +19,14 @@ from .odata import DATETIME_FIELDS, parse_ticks
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON (non-ASCII kept as is), as Microsoft serialises."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON (non-ASCII kept as is), as Microsoft serialises; a
+    lone surrogate (hostile data) goes out as a ``\\udXXX`` JSON escape, the
+    only way JSON can carry one."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 @dataclass

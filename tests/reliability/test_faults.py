@@ -398,8 +398,10 @@ def test_json_nested_too_deeply_is_an_api_error(sim: Any, tmp_path: Any) -> None
     deep = b'{"value": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}"
     sim.script(api(200, body=deep, times=ALWAYS))
     result, context = run_files(make_config(sim, tmp_path / "state", **SETTINGS))
-    assert result.error["kind"] == "api_error" and "not the documented JSON" in result.message, result.message
+    assert result.error["kind"] == "api_error" and "nested too deeply" in result.message, result.message
     assert_one_sentence(result.message)
+    # The same answer again would be as deep: one request, no retries spent on it.
+    assert len([r for r in sim.requests if r.path.startswith("/api/")]) == 1
     assert_all_or_nothing(context.store, EXAMPLE, result)
 
 
