@@ -74,7 +74,9 @@ def clean(value: Any) -> Any:
 def soar_artifact(artifact: dict[str, Any]) -> dict[str, Any]:
     """One connector artifact (``build_artifacts``) as a SOAR artifact: the
     same name, label, type, CEF fields, ``cef_types``, tags and
-    source_data_identifier; severity on SOAR's scale."""
+    source_data_identifier; severity on SOAR's scale. ``run_automation`` is
+    left to the platform side: the SDK sets it on a container's last artifact
+    (playbooks run once per container) and leaves it off for an action's."""
     out = {
         "name": artifact.get("name"),
         "label": artifact.get("label"),
@@ -85,7 +87,6 @@ def soar_artifact(artifact: dict[str, Any]) -> dict[str, Any]:
         "cef_types": artifact.get("cef_types") or {},
         "tags": list(artifact.get("tags") or []),
         "data": {"verdict": artifact.get("verdict"), "alert_id": artifact.get("container")},
-        "run_automation": False,
     }
     return clean(out)
 
@@ -189,7 +190,6 @@ def alert_artifact(alert: dict[str, Any]) -> dict[str, Any]:
         "cef": cef,
         "cef_types": {k: v for k, v in ALERT_CEF_TYPES.items() if k in cef},
         "data": alert,
-        "run_automation": False,
     })
 
 

@@ -110,7 +110,13 @@ class Soar:
         manager._BaseConnector__state = {}
         monkeypatch.setattr(manager, "save_container", self.platform.save_container)
         monkeypatch.setattr(manager, "save_artifacts", self.platform.save_artifacts)
-        monkeypatch.setattr(self.app.soar_client.artifact, "create", self.platform.add_artifact)
+        sdk_create = self.app.soar_client.artifact.create
+
+        def create(artifact: dict[str, Any]) -> int:
+            sdk_create(artifact)  # the SDK's defaults and checks, then SOAR's de-duplication
+            return self.platform.add_artifact(artifact)
+
+        monkeypatch.setattr(self.app.soar_client.artifact, "create", create)
         # The local runner draws a random container per run; an analyst re-running
         # an action works in the same container.
         monkeypatch.setattr(self.app.soar_client, "get_executing_container_id", lambda: self.CONTAINER_ID)

@@ -57,6 +57,8 @@ def test_files_action_returns_the_connector_result_and_saves_its_artifacts(
         assert got["cef_types"] == artifact["cef_types"]
         assert got["severity"] == {"informational": "low"}.get(artifact["severity"], artifact["severity"])
         assert got["label"] == "file"
+        assert got["container_id"] == soar.CONTAINER_ID
+        assert got["run_automation"] is False  # the playbook that ran the action is not re-triggered
 
 
 def test_files_action_run_twice_adds_no_artifact_twice(soar: Any, asset: dict[str, Any]) -> None:

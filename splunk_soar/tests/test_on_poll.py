@@ -114,3 +114,11 @@ def test_on_poll_reports_a_listing_failure(soar: Any, asset: dict[str, Any]) -> 
     assert result.get_status() is False
     assert "wrong" not in result.get_message()
     assert soar.platform.containers == {}
+
+
+def test_each_container_runs_its_playbooks_once_when_its_last_artifact_is_saved(
+        soar: Any, asset: dict[str, Any], sim: Any) -> None:
+    added = sim.add_alert(title="playbooks run on this", files=[FILE])
+    soar.run("on_poll", asset, {})
+    artifacts = soar.platform.artifacts_of(added["id"])
+    assert [bool(a.get("run_automation")) for a in artifacts] == [False] * (len(artifacts) - 1) + [True]
