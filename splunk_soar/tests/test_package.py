@@ -54,6 +54,18 @@ def test_the_package_declares_our_actions_and_on_poll(package: dict[str, Any]) -
         assert action["read_only"] == spec.read_only
 
 
+def test_the_app_identity_comes_from_the_manifest(package: dict[str, Any]) -> None:
+    ours = load_manifest()
+    app_json = package["json"]
+    assert (app_json["name"], app_json["app_version"], app_json["description"]) == (
+        ours.name, ours.version, ours.description)
+    assert (app_json["product_vendor"], app_json["product_name"], app_json["publisher"]) == (
+        ours.raw["vendor"], ours.raw["product"], ours.raw["publisher"])
+    assert app_json["python_version"] == "3.13"
+    assert app_json["min_phantom_version"] == "7.0.0"
+    assert app_json["packaged_by"] == "splunk-soar-sdk 7.0.3"
+
+
 def test_parameters_equal_the_manifest_in_names_types_contains_and_primary(package: dict[str, Any]) -> None:
     for spec in load_manifest().actions:
         schema = spec.parameters_schema
