@@ -77,6 +77,23 @@ def test_files_action_on_an_unknown_alert_fails_with_kind_not_found(soar: Any, a
     assert soar.platform.artifacts == {}
 
 
+def test_files_action_forbidden_carries_kind_and_microsofts_correlation_id(
+        soar: Any, asset: dict[str, Any], sim: Any) -> None:
+    from connector.simulator import ScriptedResponse
+
+    target = "5b0d8f7e-6a1f-4d55-9f0e-1c2b3a4d5e6f"
+    sim.script(ScriptedResponse(403, path_contains="/files", body={"error": {
+        "code": "Forbidden", "message": "Missing application roles: File.Read.All", "target": target}}))
+    result = soar.run(FILES, asset, {"alert_id": EXAMPLE_ALERT_ID})
+    assert result.get_status() is False
+    summary = result.get_summary()
+    assert summary["error_kind"] == "forbidden"
+    assert summary["correlation_id"] == target
+    assert summary["error_http_status"] == 403
+    assert target in result.get_message()
+    assert soar.platform.artifacts == {}
+
+
 def test_files_action_refuses_hostile_input_before_any_request(soar: Any, asset: dict[str, Any], sim: Any) -> None:
     result = soar.run(FILES, asset, {"alert_id": "abc\x1b[2J\u202e"})
     assert result.get_status() is False
