@@ -29,8 +29,9 @@ from soar_sdk.params import OnPollParams, Params
 
 from connector.actions import ActionContext, run_action
 from connector.config import Config, resolve
-from connector.errors import ConfigError, InputError
+from connector.errors import ConfigError, InputError, redact
 from connector.runtime.result import ActionResult
+from connector.text import escape_text
 
 from . import ingest, models
 
@@ -108,13 +109,16 @@ def save_artifacts(soar: SOARClient, result: ActionResult) -> int:
     return len(result.artifacts)
 
 
-@app.test_connectivity()
 def test_connectivity(soar: SOARClient, asset: Asset) -> None:  # type: ignore[valid-type]
-    """Acquire a token, report the application's roles and any missing permission, and check that the API answers."""
     result = run(CONNECTIVITY.name, {}, asset)
     logger.info(result.message)
     if not result.ok:
         raise ActionFailure(result.message)
+
+
+# The SDK takes the action's description from the docstring: the manifest's.
+test_connectivity.__doc__ = CONNECTIVITY.description
+app.test_connectivity()(test_connectivity)
 
 
 FilesParams = models.params_class(FILES)
@@ -122,10 +126,11 @@ FilesOutput = models.output_class(FILES)
 FilesSummary = models.summary_class(FILES)
 
 
-def get_alert_related_files(params: Params, soar: SOARClient, asset: Asset):  # type: ignore[no-untyped-def,valid-type]  # noqa: ANN201
-    """The return type is given to the SDK as output_class (generated), not as an annotation.
+def get_alert_related_files(params: Params, soar: SOARClient, asset: Asset):  # type: ignore[no-untyped-def,valid-type]
+    """Run the connector's Get Alert Related Files and save its file artifacts.
 
-    Run the connector's Get Alert Related Files and save its file artifacts."""
+    No return annotation: the SDK would read it instead of ``output_class``,
+    the model generated from the manifest's data paths."""
     given = params.model_dump(exclude_none=True)
     result = run(FILES.name, given, asset)
     if not result.ok:
@@ -133,7 +138,8 @@ def get_alert_related_files(params: Params, soar: SOARClient, asset: Asset):  # 
     try:
         save_artifacts(soar, result)
     except Exception as exc:
-        raise ActionFailure(f"The file artifacts could not be saved ({exc.__class__.__name__}: {exc}).") from None
+        reason = escape_text(redact(str(exc)))[:300]
+        raise ActionFailure(f"The file artifacts could not be saved ({exc.__class__.__name__}: {reason}).") from None
     soar.set_message(result.message)
     if FilesSummary is not None:
         soar.set_summary(FilesSummary(**result.summary))

@@ -69,6 +69,21 @@ def test_files_action_run_twice_adds_no_artifact_twice(soar: Any, asset: dict[st
     assert len(soar.platform.artifacts) == first
 
 
+def test_files_action_fails_in_one_sentence_when_soar_refuses_an_artifact(
+        soar: Any, asset: dict[str, Any], monkeypatch: Any) -> None:
+    from soar_sdk.exceptions import SoarAPIError
+
+    def refuse(artifact: dict[str, Any]) -> int:
+        raise SoarAPIError("Artifact addition failed, reason from server: \x1b[2Jdisk full")
+
+    monkeypatch.setattr(soar.platform, "add_artifact", refuse)
+    result = soar.run(FILES, asset, {"alert_id": EXAMPLE_ALERT_ID})
+    assert result.get_status() is False
+    message = result.get_message()
+    assert "could not be saved" in message and "disk full" in message
+    assert "\x1b" not in message and "Traceback" not in message
+
+
 def test_files_action_on_an_unknown_alert_fails_with_kind_not_found(soar: Any, asset: dict[str, Any]) -> None:
     result = soar.run(FILES, asset, {"alert_id": "da000000000000000000_404"})
     assert result.get_status() is False

@@ -52,6 +52,7 @@ def test_the_package_declares_our_actions_and_on_poll(package: dict[str, Any]) -
         assert action["action"] == spec.display_name.lower()
         assert action["type"] == spec.type
         assert action["read_only"] == spec.read_only
+        assert action["description"] == spec.description
 
 
 def test_the_app_identity_comes_from_the_manifest(package: dict[str, Any]) -> None:
