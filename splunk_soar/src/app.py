@@ -55,11 +55,22 @@ app = App(
 )
 
 
+def soar_state_dir() -> str | None:
+    """``mde-connector`` in the app's state directory on a SOAR host (kept,
+    backed up and removed with the app), or None elsewhere."""
+    base = Path(app.actions_manager.get_state_dir())
+    return str(base / "mde-connector") if base.is_dir() else None
+
+
 def connector_config(asset: Any) -> Config:
     """The connector's Config from the asset's fields (its own validation;
-    ConfigError names the key). SOAR-only ingestion settings are left out."""
+    ConfigError names the key). SOAR-only ingestion settings are left out;
+    the token cache and rate budget live in the app's state directory unless
+    the asset sets ``state_dir``."""
     values = {k: v for k, v in asset.model_dump().items()
               if k not in models.INGEST_SETTINGS and v is not None and v != ""}
+    if "state_dir" not in values and (state_dir := soar_state_dir()):
+        values["state_dir"] = state_dir
     return resolve(values, MANIFEST)
 
 

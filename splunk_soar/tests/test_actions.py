@@ -28,6 +28,19 @@ def test_connectivity_succeeds_over_tls_with_the_simulator(soar: Any, asset: dic
     assert any(r.path.startswith("/api/alerts") for r in sim.requests)
 
 
+def test_without_state_dir_the_token_cache_lives_in_the_apps_state_directory(
+        soar: Any, asset: dict[str, Any], tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PHANTOM_HOME", str(tmp_path / "phantom"))
+    app_state = Path(soar.app.actions_manager.get_state_dir())
+    app_state.mkdir(parents=True)
+    without = {k: v for k, v in asset.items() if k != "state_dir"}
+    result = soar.run("test_connectivity", without)
+    assert result.get_status() is True, result.get_message()
+    assert app_state.resolve().is_relative_to(tmp_path.resolve())
+    assert (app_state / "mde-connector").is_dir()
+    assert any((app_state / "mde-connector").iterdir())
+
+
 def test_connectivity_fails_with_the_connector_sentence_on_a_wrong_secret(soar: Any, asset: dict[str, Any]) -> None:
     result = soar.run("test_connectivity", {**asset, "client_secret": "not-the-secret"})
     assert result.get_status() is False
