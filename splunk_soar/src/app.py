@@ -154,7 +154,9 @@ def get_alert_related_files(params: Params, soar: SOARClient, asset: Asset):  # 
     soar.set_message(result.message)
     if FilesSummary is not None:
         soar.set_summary(FilesSummary(**result.summary))
-    return [FilesOutput(**item) for item in result.data if isinstance(item, dict)]
+    # The API's records as received, less what SOAR's database refuses (NUL,
+    # lone surrogates, NaN): see ingest.clean.
+    return [FilesOutput(**ingest.clean(item)) for item in result.data if isinstance(item, dict)]
 
 
 app.action(

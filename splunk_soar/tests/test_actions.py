@@ -153,3 +153,24 @@ def test_the_readme_command_runs_the_action_in_the_sdk_runner(asset: dict[str, A
     assert "Action success: True" in output
     assert "distinct_files" in output
     assert asset["client_secret"] not in output
+
+
+def test_files_with_wrong_types_and_hostile_text_keep_the_api_data_and_clean_artifacts(
+        soar: Any, asset: dict[str, Any], sim: Any) -> None:
+    import json
+
+    fixtures = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+    files = json.loads((fixtures / "wrong_types.json").read_text())["value"]
+    files += json.loads((fixtures / "non_ascii.json").read_text())["value"]
+    files.append({"sha256": "b" * 64, "signer": "Evil\x1b]0;pwn\x07 \u202eexe.txt {{7*7}} <img src=x>",
+                  "fileProductName": "nul\x00inside", "globalPrevalence": 3})
+    alert = sim.add_alert(title="hostile files", files=files)
+    result = soar.run(FILES, asset, {"alert_id": alert["id"]})
+    assert result.get_status() is True, result.get_message()
+    data = result.get_data()
+    assert data[:-1] == files[:-1]  # as the API sent them
+    assert data[-1]["fileProductName"] == "nul\ufffdinside"  # SOAR's database refuses NUL
+    assert data[-1]["signer"] == files[-1]["signer"]
+    evil = next(a for a in soar.platform.artifacts.values() if a["cef"].get("fileHashSha256") == "b" * 64)
+    assert "\x00" not in json.dumps(evil, ensure_ascii=False)
+    assert result.get_summary()["dropped_values"] >= 9
