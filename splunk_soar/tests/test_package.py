@@ -145,3 +145,13 @@ def test_the_core_in_the_package_is_the_wheel_pip_builds(package: dict[str, Any]
     assert "connector/manifest.json" in packaged
     assert "connector/actions/get_alert_related_files.py" in packaged
     assert packaged == _record(built)
+
+
+def test_soarapps_manifests_create_emits_the_packaged_actions_and_asset(
+        package: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "app.json"
+    subprocess.run([sys.executable, "soarapps.py", "manifests", "create", str(out), "."],
+                   cwd=Path(__file__).resolve().parents[1], check=True, capture_output=True, timeout=600)
+    created = json.loads(out.read_text())
+    assert created["actions"] == package["json"]["actions"]
+    assert created["configuration"] == package["json"]["configuration"]
