@@ -183,7 +183,7 @@ def on_poll(params: OnPollParams, soar: SOARClient, asset: Asset) -> Iterator[Co
 
     manual = params.is_manual_poll()
     outcome = ingest.PollOutcome()
-    settings = {k: getattr(asset, k, None) for k in models.INGEST_SETTINGS}
+    settings = models.ingest_settings(asset.model_dump())
     yield from ingest.poll(
         client=DefenderClient.from_config(config),
         state=asset.ingest_state,

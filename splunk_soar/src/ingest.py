@@ -220,6 +220,7 @@ def poll(
 ) -> Iterator[Any]:
     """Yield one container and its artifacts per alert the poller takes in.
 
+    ``settings`` are the asset's ingestion settings (``models.ingest_settings``);
     ``state`` is SOAR's ``ingest_state``; it is written once, after the last
     container, and not at all for a manual poll ("poll now" previews
     ingestion and leaves the schedule's checkpoint alone). ``max_containers``
@@ -228,9 +229,9 @@ def poll(
     store = PollState(state.get(STATE_KEY))
     poller = Poller(
         client=client, store=store, context_factory=None, playbooks=[],
-        time_field=str(settings.get("poll_time_field") or "alertCreationTime"),
-        lookback=timedelta(hours=int(settings.get("first_poll_lookback_hours") or 24)),
-        overlap=timedelta(minutes=int(settings.get("poll_overlap_minutes") or 0)),
+        time_field=str(settings["poll_time_field"]),
+        lookback=timedelta(hours=int(settings["first_poll_lookback_hours"])),
+        overlap=timedelta(minutes=int(settings["poll_overlap_minutes"])),
         now=now,
     )
 
@@ -257,7 +258,7 @@ def poll(
             outcome.errors.append(reason)
             log(reason)
             continue
-        if settings.get("ingest_related_files", True):
+        if settings["ingest_related_files"]:
             try:
                 files = client.alert_files(alert_id)
                 artifacts.extend(make_artifact(soar_artifact(a)) for a in build_artifacts(alert_id, files).artifacts)

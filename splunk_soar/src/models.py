@@ -16,6 +16,7 @@ SOAR-only: the embedded runtime takes them as ``watch`` options.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import create_model
@@ -42,6 +43,16 @@ INGEST_SETTINGS: dict[str, tuple[type, Any, str, list[str] | None]] = {
     "ingest_related_files": (bool, True, "Add one file artifact per related file (hashes, signer, "
                              "verdict) to each alert's container", None),
 }
+
+
+def ingest_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ingestion setting, its default where ``values`` has none (the SDK
+    hands an optional asset field that was left empty over as None)."""
+    out = {}
+    for key, (_, default, _, _) in INGEST_SETTINGS.items():
+        value = values.get(key)
+        out[key] = default if value is None or value == "" else value
+    return out
 
 
 def app_id(manifest: Manifest) -> str:
@@ -138,5 +149,5 @@ def summary_class(spec: ActionSpec) -> type[PermissiveActionOutput] | None:
     return _output_model(spec, "action_result.summary.", "Summary")
 
 
-__all__ = ["INGEST_SETTINGS", "app_id", "asset_class", "load_manifest", "output_class", "params_class",
-           "soar_action_name", "summary_class"]
+__all__ = ["INGEST_SETTINGS", "app_id", "asset_class", "ingest_settings", "load_manifest", "output_class",
+           "params_class", "soar_action_name", "summary_class"]

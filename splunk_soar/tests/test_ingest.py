@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from src import ingest
+from src.models import ingest_settings
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -35,7 +36,7 @@ def alert(n: int, **fields: Any) -> dict[str, Any]:
 
 def run_poll(client: Client, state: dict[str, Any], make_container: Any = dict, **kw: Any) -> tuple[list[Any], Any]:
     outcome = ingest.PollOutcome()
-    items = list(ingest.poll(client=client, state=state, settings={"poll_overlap_minutes": 10}, manual=False,
+    items = list(ingest.poll(client=client, state=state, settings=ingest_settings({}), manual=False,
                              max_containers=None, max_artifacts=None, make_container=make_container,
                              make_artifact=dict, outcome=outcome, log=lambda m: None, now=lambda: NOW, **kw))
     return items, outcome
@@ -70,7 +71,7 @@ def test_the_poll_asks_for_ascending_order_with_the_overlap() -> None:
 def test_the_state_is_written_only_after_the_last_container_was_taken() -> None:
     state: dict[str, Any] = {}
     outcome = ingest.PollOutcome()
-    items = ingest.poll(client=Client([alert(1), alert(2)]), state=state, settings={}, manual=False,
+    items = ingest.poll(client=Client([alert(1), alert(2)]), state=state, settings=ingest_settings({}), manual=False,
                         max_containers=None, max_artifacts=None, make_container=dict, make_artifact=dict,
                         outcome=outcome, log=lambda m: None, now=lambda: NOW)
     next(items)

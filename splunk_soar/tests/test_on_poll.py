@@ -122,3 +122,21 @@ def test_each_container_runs_its_playbooks_once_when_its_last_artifact_is_saved(
     soar.run("on_poll", asset, {})
     artifacts = soar.platform.artifacts_of(added["id"])
     assert [bool(a.get("run_automation")) for a in artifacts] == [False] * (len(artifacts) - 1) + [True]
+
+
+def test_an_asset_without_ingest_settings_polls_with_their_defaults(soar: Any, asset: dict[str, Any], sim: Any) -> None:
+    from datetime import timedelta
+
+    from connector.runtime.poller import shift
+
+    added = sim.add_alert(title="defaults", files=[FILE])
+    # Left empty in the asset form: files on, overlap 10 minutes, alertCreationTime.
+    bare = {k: v for k, v in asset.items()
+            if k not in ("ingest_related_files", "poll_overlap_minutes", "poll_time_field")}
+    soar.run("on_poll", bare, {})
+    assert sorted(a["label"] for a in soar.platform.artifacts_of(added["id"])) == ["alert", "file"]
+    mark = soar.ingest_state["mde_poller"]["checkpoints"]["poller:alertCreationTime"]["watermark"]
+    sim.reset_log()
+    soar.run("on_poll", bare, {})
+    query = next(r.query for r in sim.requests if r.path == "/api/alerts")
+    assert query["$filter"] == f"alertCreationTime ge {shift(mark, -timedelta(minutes=10))}"
