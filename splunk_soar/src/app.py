@@ -21,6 +21,7 @@ from typing import Any
 from soar_sdk.abstract import SOARClient
 from soar_sdk.action_results import ActionResult as SoarActionResult
 from soar_sdk.app import App
+from soar_sdk.asset import BaseAsset
 from soar_sdk.exceptions import ActionFailure
 from soar_sdk.logging import getLogger
 from soar_sdk.models.artifact import Artifact
@@ -120,7 +121,7 @@ def save_artifacts(soar: SOARClient, result: ActionResult) -> int:
     return len(result.artifacts)
 
 
-def test_connectivity(soar: SOARClient, asset: Asset) -> None:  # type: ignore[valid-type]
+def test_connectivity(soar: SOARClient, asset: BaseAsset) -> None:
     result = run(CONNECTIVITY.name, {}, asset)
     logger.info(result.message)
     if not result.ok:
@@ -137,7 +138,7 @@ FilesOutput = models.output_class(FILES)
 FilesSummary = models.summary_class(FILES)
 
 
-def get_alert_related_files(params: Params, soar: SOARClient, asset: Asset):  # type: ignore[no-untyped-def,valid-type]
+def get_alert_related_files(params: Params, soar: SOARClient, asset: BaseAsset):  # type: ignore[no-untyped-def]
     """Run the connector's Get Alert Related Files and save its file artifacts.
 
     No return annotation: the SDK would read it instead of ``output_class``,
@@ -169,11 +170,11 @@ app.action(
     params_class=FilesParams,
     output_class=FilesOutput,
     summary_type=FilesSummary,
-)(get_alert_related_files)
+)(get_alert_related_files)  # type: ignore[arg-type]  # the SDK's NamedCallable wants a settable __globals__
 
 
 @app.on_poll()
-def on_poll(params: OnPollParams, soar: SOARClient, asset: Asset) -> Iterator[Container | Artifact]:  # type: ignore[valid-type]
+def on_poll(params: OnPollParams, soar: SOARClient, asset: BaseAsset) -> Iterator[Container | Artifact]:
     """Ingest new Defender alerts: one container per alert with its alert and file artifacts."""
     try:
         config = connector_config(asset)

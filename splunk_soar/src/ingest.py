@@ -103,7 +103,7 @@ class PollState:
                                                 if isinstance(v, dict)}
         self.quarantine: dict[str, str] = dict(saved.get("quarantine") or {})
         self.taken: list[dict[str, Any]] = []
-        self._undo: list[Callable[[], None]] | None = None
+        self._undo: list[Callable[[], object]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What goes back into ``ingest_state``."""
@@ -122,7 +122,7 @@ class PollState:
         finally:
             self._undo = None
 
-    def _journal(self, undo: Callable[[], None]) -> None:
+    def _journal(self, undo: Callable[[], object]) -> None:
         if self._undo is not None:
             self._undo.append(undo)
 
