@@ -29,6 +29,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("connector.runtime.watch_cli", "trigger on new alerts: containers + playbook runs"),
     "playbook": ("connector.runtime.playbook_cli", "validate or run playbooks"),
     "runs": ("connector.runtime.runs_cli", "playbook run records in the local store"),
+    "console": ("connector.console.cli", "local web console: alerts, files, actions and the playbook editor"),
 }
 
 
