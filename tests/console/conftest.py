@@ -154,7 +154,10 @@ def page(browser: Any, world: World) -> Iterator[Any]:
 
     pg.on("response", keep)
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    # Console errors are CSP refusals and script errors; a 4xx answer the page
+    # expects (a form the server refuses) is logged too and is not one.
+    pg.on("console", lambda msg: errors.append(msg.text)
+          if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
 
     def on_dialog(dialog: Any) -> None:
         dialogs.append(dialog.message)

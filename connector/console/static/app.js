@@ -65,6 +65,7 @@ async function showAlerts() {
   let items = [];
   let last = "";
   const render = () => {
+    if (!body.isConnected) return; // the page changed while an answer was on its way
     const text = listState.text.toLowerCase();
     let rows = items.filter((c) => (!listState.severity || c.severity === listState.severity)
       && (!listState.status || c.status === listState.status)
@@ -177,6 +178,7 @@ async function showAlert(alertId) {
   let last = "";
   const load = async (force) => {
     const { status, data } = await api("GET", `containers/${encodeURIComponent(alertId)}`);
+    if (!head.isConnected) return;
     if (status !== 200) { clear(head).append(el("h1", { text: alertId }), el("p", { class: "error", text: data.error })); return; }
     const text = JSON.stringify(data);
     if (text === last && !force) return;

@@ -34,6 +34,7 @@ function renameRefs(value, from, to) {
 }
 
 export async function showEditor(main, manifest, initialKey) {
+  let drag = null;
   const state = { key: null, doc: newDocument(), editable: true, selected: null, problems: [], saved: "", job: null };
   const alive = { on: true };
 
@@ -47,6 +48,8 @@ export async function showEditor(main, manifest, initialKey) {
   const saveButton = el("button", { id: "pb-save", type: "button", text: "Save" });
   const newButton = el("button", { id: "pb-new", type: "button", text: "New" });
   const saveStatus = el("span", { id: "save-status", class: "muted", role: "status" });
+  const headerFields = [pbSelect, nameInput, versionInput, triggerSelect, descInput, saveButton, newButton];
+  for (const field of headerFields) field.disabled = true; // until the playbook is loaded
   const palette = el("aside", { id: "palette" });
   const edges = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   edges.id = "edges";
@@ -64,17 +67,20 @@ export async function showEditor(main, manifest, initialKey) {
       el("section", {}, el("h3", { text: "Problems" }), problemsBox),
       el("section", {}, el("h3", { text: "Run" }), el("div", { class: "toolbar" }, alertSelect, runButton), runBox))));
 
-  // -- palette ----------------------------------------------------------------
-  palette.append(el("h3", { text: "Actions" }));
-  for (const a of manifest.actions) {
-    palette.append(el("div", { class: "palette-item", tabindex: 0, title: a.description,
-      dataset: { kind: "action", action: a.name } }, el("strong", { text: a.display_name }), el("small", { class: "mono", text: a.name })));
+  // -- palette (filled once the first playbook is loaded, so nothing dropped early is lost) --
+  function fillPalette() {
+    if (palette.firstChild) return;
+    palette.append(el("h3", { text: "Actions" }));
+    for (const a of manifest.actions) {
+      palette.append(el("div", { class: "palette-item", tabindex: 0, title: a.description,
+        dataset: { kind: "action", action: a.name } }, el("strong", { text: a.display_name }), el("small", { class: "mono", text: a.name })));
+    }
+    palette.append(el("h3", { text: "Built-in steps" }));
+    for (const type of BUILTINS) {
+      palette.append(el("div", { class: "palette-item", tabindex: 0, dataset: { kind: type } }, el("strong", { text: type })));
+    }
+    palette.append(el("p", { class: "muted small", text: "Drag a step onto the canvas (or press Enter on it). Drag from a step's lower dot to another step to connect them." }));
   }
-  palette.append(el("h3", { text: "Built-in steps" }));
-  for (const type of BUILTINS) {
-    palette.append(el("div", { class: "palette-item", tabindex: 0, dataset: { kind: type } }, el("strong", { text: type })));
-  }
-  palette.append(el("p", { class: "muted small", text: "Drag a step onto the canvas (or press Enter on it). Drag from a step's lower dot to another step to connect them." }));
 
   // -- document helpers -------------------------------------------------------
   const steps = () => (Array.isArray(state.doc.steps) ? state.doc.steps : []);
@@ -146,28 +152,42 @@ export async function showEditor(main, manifest, initialKey) {
   }
 
   function renderCanvas() {
-    for (const n of [...canvas.querySelectorAll(".node")]) n.remove();
+    // Nodes are kept and updated in place (keyed by step id): a validation
+    // answer arriving mid-drag must not pull the node from under the pointer.
+    if (drag) { pendingRender = true; return; }
     const auto = autoPositions();
     const faults = new Map();
     for (const p of state.problems) if (p.step) faults.set(p.step, [...(faults.get(p.step) || []), p.message]);
+    const existing = new Map([...canvas.querySelectorAll(".node")].map((n) => [n.dataset.stepId, n]));
+    const wanted = new Set();
     for (const s of steps()) {
+      if (typeof s.id !== "string" || wanted.has(s.id)) continue;
+      wanted.add(s.id);
       const { left, top } = position(s, auto);
       const fault = faults.get(s.id);
-      const node = el("div", { class: `node${s.id === state.selected ? " selected" : ""}${fault ? " fault" : ""}`,
-        dataset: { stepId: s.id, type: s.type }, title: fault ? fault.join("\n") : (s.description || "") },
-      el("div", { class: "port port-in", title: "depends on" }),
-      el("div", { class: "node-title mono", text: s.id }),
-      el("div", { class: "node-sub", text: s.type === "action" ? s.action : s.type }),
-      el("div", { class: "port port-out", title: "drag to a step that depends on this one" }));
+      let node = existing.get(s.id);
+      if (!node) {
+        node = el("div", { dataset: { stepId: s.id } },
+          el("div", { class: "port port-in", title: "depends on" }),
+          el("div", { class: "node-title mono" }),
+          el("div", { class: "node-sub" }),
+          el("div", { class: "port port-out", title: "drag to a step that depends on this one" }));
+        canvas.append(node);
+      }
+      node.className = `node${s.id === state.selected ? " selected" : ""}${fault ? " fault" : ""}`;
+      node.dataset.type = String(s.type);
+      node.title = fault ? fault.join("\n") : (s.description || "");
+      node.querySelector(".node-title").textContent = visible(s.id);
+      node.querySelector(".node-sub").textContent = visible(s.type === "action" ? s.action : s.type);
       node.style.left = `${left}px`;
       node.style.top = `${top}px`;
-      canvas.append(node);
     }
+    for (const [id, node] of existing) if (!wanted.has(id)) node.remove();
     drawEdges();
   }
 
   // -- pointer interactions: palette drop, node move, connect ----------------
-  let drag = null;
+  let pendingRender = false;
 
   function canvasPoint(ev) {
     const rect = canvas.getBoundingClientRect();
@@ -255,6 +275,7 @@ export async function showEditor(main, manifest, initialKey) {
       const target = under && under.closest(".node");
       if (target && target.dataset.stepId !== d.from) connect(d.from, target.dataset.stepId);
     }
+    if (pendingRender) { pendingRender = false; renderCanvas(); }
   };
   document.addEventListener("pointermove", onMove);
   document.addEventListener("pointerup", onUp);
@@ -540,6 +561,8 @@ export async function showEditor(main, manifest, initialKey) {
       state.problems = data.problems;
     }
     state.selected = null;
+    for (const field of headerFields) field.disabled = false;
+    fillPalette();
     fillHeader();
     renderProblems();
     renderCanvas();
