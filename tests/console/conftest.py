@@ -67,6 +67,17 @@ def _hostile_file() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A simulator of the module's own: a poll of every alert spends much of
+    the simulator's per-minute rate limit, which the session's simulator
+    shares with other modules."""
+    from connector.simulator import Simulator
+
+    with Simulator(tmp_path_factory.mktemp("console-simulator")) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, simulator: Any) -> Iterator[World]:
     """The simulator's alerts polled into a fresh store with the shipped
     triage playbook, one alert with hostile text added, and the console

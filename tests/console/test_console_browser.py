@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from connector.manifest import load_manifest
-from tests.console.conftest import HOSTILE_ALERT_ID, HOSTILE_TITLE, WAIT_MS, World, screenshot
+from tests.console.conftest import HOSTILE_ALERT_ID, HOSTILE_TITLE, WAIT_MS, World, screenshot, shipped
 
 expect: Any = None
 
@@ -230,6 +230,37 @@ def test_editor_moves_a_node_and_saves_its_layout(page: Any, world: World) -> No
     assert step["layout"] == {"x": 420, "y": 260}
     others = [s["layout"] for s in saved["steps"] if s["id"] != "tag_investigated"]
     assert others == [{"x": 120, "y": 40}, {"x": 120, "y": 160}]
+    _no_secret_and_no_page_error(page, world)
+
+
+def test_editor_saves_a_shipped_playbook_unchanged_then_edits_when_and_on_failure(page: Any, world: World) -> None:
+    _open(page, world, "editor/shipped%2Ftriage_new_alert.json")
+    expect(page.locator(".node")).to_have_count(7)
+    expect(page.locator("#valid")).to_be_visible()
+    expect(page.locator("#pb-save")).to_have_text("Save a copy")
+    page.click("#pb-save")
+    expect(page.locator("#save-status")).to_contain_text("saved to")
+    path = world.playbook_dir / "triage_new_alert.json"
+    original = shipped("triage_new_alert.json")
+    assert json.dumps(json.loads(path.read_text(encoding="utf-8"))) == json.dumps(original)  # keys in order
+
+    page.locator('.node[data-step-id="tag_suspicious"]').click()
+    expect(page.locator("#step-id")).to_have_value("tag_suspicious")
+    page.fill("#step-when", '{"gt": ["{{nowhere.summary.rare}}", 0]}')
+    expect(page.locator('.node[data-step-id="tag_suspicious"]')).to_have_class(re.compile(r"\bfault\b"))
+    expect(page.locator("#step-problems")).to_contain_text("unknown step 'nowhere'")
+    page.fill("#step-when", '{"gt": ["{{files.summary.rare}}", 0]}')
+    page.select_option("#step-on-failure", "continue")
+    expect(page.locator("#valid")).to_be_visible()
+    expect(page.locator("#step-problems li")).to_have_count(0)
+    page.click("#pb-save")
+    expect(page.locator("#save-status")).to_contain_text("saved to")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    edited = next(s for s in saved["steps"] if s["id"] == "tag_suspicious")
+    assert edited["when"] == {"gt": ["{{files.summary.rare}}", 0]}
+    assert edited["on_failure"] == "continue"
+    assert [s for s in saved["steps"] if s["id"] != "tag_suspicious"] == \
+        [s for s in original["steps"] if s["id"] != "tag_suspicious"]
     _no_secret_and_no_page_error(page, world)
 
 

@@ -213,7 +213,7 @@ def test_manual_action_runs_and_is_recorded_like_a_cli_run(client: Client, world
         if job["status"] != "running":
             break
         time.sleep(0.1)
-    assert job["status"] == "success"
+    assert job["status"] == "success", job["result"]
     assert job["result"]["summary"]["distinct_files"] >= 1
     runs = world.store.action_runs(1000)
     assert len(runs) == before + 1
@@ -328,3 +328,19 @@ def test_console_command_with_a_bad_port_says_so_in_one_sentence(tmp_path: Any) 
     assert cli.returncode == 2
     assert cli.stderr.startswith("mde-connector: --port 70000 is not a port number")
     assert "Traceback" not in cli.stderr
+
+
+def test_every_static_file_is_package_data_so_pip_install_serves_it() -> None:
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    from connector.console.server import STATIC_DIR
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+    globs = [g.strip() for g in cfg["options.package_data"]["connector"].split(",")]
+    files = [p.relative_to(STATIC_DIR.parent.parent).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file()]
+    assert {"console/static/index.html", "console/static/app.js", "console/static/editor.js"} <= set(files)
+    for name in files:
+        assert any(fnmatch.fnmatch(name, g) and "/" not in name[len(g.rsplit("/", 1)[0]) + 1:] for g in globs), name

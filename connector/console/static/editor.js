@@ -356,12 +356,15 @@ export async function showEditor(main, manifest, initialKey) {
     renderInspector();
   }
 
+  let validation = 0;
   const validate = debounce(async () => {
+    const mine = ++validation;
     const { status, data } = await api("POST", "playbooks/validate", { document: state.doc });
-    if (!alive.on || status !== 200) return;
+    if (!alive.on || status !== 200 || mine !== validation) return; // a newer edit's answer wins
     state.problems = data.problems;
     renderProblems();
     renderCanvas();
+    renderStepProblems();
   }, 200);
 
   function changed(rerenderInspector = true) {
@@ -496,10 +499,16 @@ export async function showEditor(main, manifest, initialKey) {
       el("span", { class: "mono", text: d }), " ",
       el("button", { type: "button", class: "link", title: `remove the dependency on ${d}`, text: "remove",
         on: { click: () => { step.depends_on = deps.filter((x) => x !== d); if (!step.depends_on.length) delete step.depends_on; changed(); } } })))));
-    const mine = state.problems.filter((p) => p.step === step.id);
-    if (mine.length) inspector.append(el("ul", { class: "problems", id: "step-problems" }, mine.map((p) => el("li", { text: p.message }))));
+    inspector.append(el("ul", { class: "problems", id: "step-problems" }));
+    renderStepProblems();
     inspector.append(el("button", { id: "step-delete", type: "button", class: "danger", text: "Delete step",
       on: { click: () => removeStep(step.id) } }));
+  }
+
+  function renderStepProblems() {
+    const list = inspector.querySelector("#step-problems");
+    if (!list) return;
+    clear(list).append(...state.problems.filter((p) => p.step === state.selected).map((p) => el("li", { text: p.message })));
   }
 
   function jsonField(id, value, onValid) {
