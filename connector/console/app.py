@@ -14,6 +14,7 @@ whether actions can run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -31,6 +32,8 @@ Reply = tuple[int, Any]
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\.json$")
 _RUN_STEP_RE = re.compile(r"^step (?P<id>[A-Za-z_][A-Za-z0-9_]*): (?P<status>\w+)$")
 MAX_JOBS = 200
+# A page shows this many of an alert's files; the CLI lists them all.
+MAX_ARTIFACTS = 500
 
 
 def problem_dicts(problems: list[Any]) -> list[dict[str, Any]]:
@@ -110,13 +113,38 @@ class ConsoleApp:
         conn.row_factory = sqlite3.Row
         return conn
 
-    def containers(self) -> Reply:
-        """Every container with its verdict counts (flag -> number of files)."""
-        items = self.store.containers()
-        counts: dict[str, dict[str, int]] = {}
-        updated: dict[str, str] = {}
+    def _version(self, conn: sqlite3.Connection, alert_id: str | None = None) -> str:
+        """A cheap fingerprint of what a page shows (all containers, or one
+        with its notes, artifacts and runs): the page polls with it and gets
+        the full answer only when something changed."""
+        if alert_id is None:
+            args: tuple[Any, ...] = ()
+            rows = conn.execute("SELECT alert_id, name, severity, status, tags, updated_at FROM containers")
+            files = conn.execute("SELECT COUNT(*), MAX(updated_at) FROM artifacts").fetchone()
+        else:
+            args = (alert_id,)
+            rows = conn.execute("SELECT alert_id, name, severity, status, tags, updated_at FROM containers"
+                                " WHERE alert_id = ?", args)
+            files = conn.execute("SELECT COUNT(*), MAX(updated_at) FROM artifacts WHERE container = ?", args).fetchone()
+        parts: list[Any] = [[tuple(r) for r in rows], tuple(files)]
+        if alert_id is not None:
+            for sql in ("SELECT COUNT(*), MAX(id), SUM(LENGTH(text)) FROM notes WHERE container = ?",
+                        "SELECT COUNT(*), MAX(COALESCE(finished_at, started_at)), GROUP_CONCAT(status)"
+                        " FROM playbook_runs WHERE container = ?",
+                        "SELECT COUNT(*), MAX(id) FROM action_runs WHERE container = ?"):
+                parts.append(tuple(conn.execute(sql, args).fetchone()))
+        return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8", "replace")).hexdigest()[:32]
+
+    def containers(self, since: str | None = None) -> Reply:
+        """Every container with its verdict counts (flag -> number of files);
+        ``{"unchanged": true}`` when ``since`` is the current version."""
         conn = self._read()
         try:
+            version = self._version(conn)
+            if since == version:
+                return 200, {"version": version, "unchanged": True}
+            counts: dict[str, dict[str, int]] = {}
+            updated: dict[str, str] = {}
             for row in conn.execute(
                     "SELECT a.container AS c, COALESCE(t.value, 'no findings') AS flag, COUNT(*) AS n"
                     " FROM artifacts a LEFT JOIN json_each(a.body, '$.tags') t GROUP BY c, flag"):
@@ -125,29 +153,37 @@ class ConsoleApp:
                 updated[row["alert_id"]] = row["updated_at"]
         finally:
             conn.close()
+        items = self.store.containers()
         for item in items:
             item["verdicts"] = counts.get(item["alert_id"], {})
             item["updated_at"] = updated.get(item["alert_id"])
-        return 200, {"containers": items}
+        return 200, {"version": version, "containers": items}
 
-    def container(self, alert_id: str) -> Reply:
-        """One container: alert fields, notes, artifacts, playbook and action runs."""
+    def container(self, alert_id: str, since: str | None = None) -> Reply:
+        """One container: alert fields, notes, the first MAX_ARTIFACTS
+        artifacts (``artifact_total`` counts them all), playbook and action
+        runs; ``{"unchanged": true}`` when ``since`` is the current version."""
+        conn = self._read()
+        try:
+            version = self._version(conn, alert_id)
+            if since == version:
+                return 200, {"version": version, "unchanged": True}
+            actions = [dict(r) for r in conn.execute(
+                "SELECT id, action, status, message, started_at, duration_ms FROM action_runs"
+                " WHERE container = ? ORDER BY id DESC LIMIT 100", (alert_id,))]
+            bodies = [r[0] for r in conn.execute(
+                "SELECT body FROM artifacts WHERE container = ? ORDER BY rowid LIMIT ?", (alert_id, MAX_ARTIFACTS))]
+        finally:
+            conn.close()
         item = self.store.container(alert_id)
         if item is None:
             return 404, {"error": f"There is no container for alert {alert_id!r} in the store."}
         runs = []
-        for run in self.store.playbook_runs(alert_id):
+        for run in self.store.playbook_runs(alert_id, limit=50):
             full = self.store.playbook_run(run["id"])
             runs.append(full["record"] if full else run)
-        conn = self._read()
-        try:
-            actions = [dict(r) for r in conn.execute(
-                "SELECT id, action, status, message, started_at, duration_ms FROM action_runs"
-                " WHERE container = ? ORDER BY id DESC LIMIT 100", (alert_id,))]
-        finally:
-            conn.close()
-        return 200, {"container": item, "artifacts": self.store.artifacts(alert_id), "runs": runs,
-                     "action_runs": actions}
+        return 200, {"version": version, "container": item, "artifacts": [json.loads(b) for b in bodies],
+                     "artifact_total": item["artifact_count"], "runs": runs, "action_runs": actions}
 
     # -- manifest and actions ------------------------------------------------
 

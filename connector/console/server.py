@@ -26,6 +26,7 @@ import json
 import logging
 import mimetypes
 import secrets
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,7 +60,8 @@ class ConsoleServer:
         self.app = app
         self.token = secrets.token_urlsafe(32)
         self.csrf = secrets.token_urlsafe(32)
-        self.httpd = _HTTPServer((host, port), _Handler)
+        server_class = _HTTPServer6 if ":" in host else _HTTPServer
+        self.httpd = server_class((host, port), _Handler)
         self.httpd.console = self
         self.host = host
         self.port = int(self.httpd.server_address[1])
@@ -98,6 +100,10 @@ class ConsoleServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     console: ConsoleServer
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
 
 
 def _same(a: str | None, b: str) -> bool:
@@ -266,7 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._static(path[len("/static/"):])
             return
         if path.startswith("/api/"):
-            status, payload = self._api(self.command, [unquote(p) for p in path[len("/api/"):].split("/")])
+            status, payload = self._api(self.command, [unquote(p) for p in path[len("/api/"):].split("/")],
+                                        parts.query)
             self._json(status, payload)
             return
         self._json(HTTPStatus.NOT_FOUND, {"error": "There is no such page."})
@@ -280,16 +287,18 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         self._send(HTTPStatus.OK, path.read_bytes(), ctype)
 
-    def _api(self, method: str, seg: list[str]) -> Reply:
+    def _api(self, method: str, seg: list[str], query: str) -> Reply:
         app = self.console.app
         get = method in ("GET", "HEAD")
         if get and seg == ["session"]:
             return 200, {"csrf": self.console.csrf, "actions_enabled": app.actions_enabled,
                          "config_problem": app.config_problem, "playbook_dir": str(app.playbook_dir)}
+        given = parse_qs(query).get("since")
+        since = given[0] if given else None
         if get and seg == ["containers"]:
-            return app.containers()
+            return app.containers(since)
         if get and len(seg) == 2 and seg[0] == "containers":
-            return app.container(seg[1])
+            return app.container(seg[1], since)
         if get and seg == ["manifest"]:
             return app.manifest_info()
         if get and seg == ["playbooks"]:

@@ -344,3 +344,53 @@ def test_every_static_file_is_package_data_so_pip_install_serves_it() -> None:
     assert {"console/static/index.html", "console/static/app.js", "console/static/editor.js"} <= set(files)
     for name in files:
         assert any(fnmatch.fnmatch(name, g) and "/" not in name[len(g.rsplit("/", 1)[0]) + 1:] for g in globs), name
+
+
+def test_polling_with_the_current_version_is_answered_unchanged_until_the_store_changes(client: Client,
+                                                                                        world: World) -> None:
+    first = client.get("containers").json()
+    assert first["containers"]
+    again = client.get(f"containers?since={first['version']}").json()
+    assert again == {"version": first["version"], "unchanged": True}
+    with world.store.transaction() as conn:  # a running watch or playbook tags a container
+        world.store.add_tags(conn, world.example_alert, ["seen-by-poll-test"])
+    changed = client.get(f"containers?since={first['version']}").json()
+    assert changed["version"] != first["version"]
+    tagged = next(c for c in changed["containers"] if c["alert_id"] == world.example_alert)
+    assert "seen-by-poll-test" in tagged["tags"]
+
+
+def test_alert_page_polling_sees_a_new_note(client: Client, world: World) -> None:
+    path = f"containers/{quote(world.example_alert, safe='')}"
+    first = client.get(path).json()
+    assert client.get(f"{path}?since={first['version']}").json()["unchanged"] is True
+    with world.store.transaction() as conn:
+        world.store.add_note(conn, world.example_alert, "a note from the poll test")
+    changed = client.get(f"{path}?since={first['version']}").json()
+    assert "a note from the poll test" in changed["container"]["notes"]
+
+
+def test_alert_with_thousands_of_files_shows_the_first_ones_and_the_total(client: Client, world: World) -> None:
+    from connector.console.app import MAX_ARTIFACTS
+
+    big = max(world.store.containers(), key=lambda c: c["artifact_count"])
+    assert big["artifact_count"] > MAX_ARTIFACTS
+    page = client.get(f"containers/{quote(big['alert_id'], safe='')}").json()
+    assert len(page["artifacts"]) == MAX_ARTIFACTS
+    assert page["artifact_total"] == big["artifact_count"]
+    assert page["artifacts"][0] == world.store.artifacts(big["alert_id"])[0]
+
+
+def test_console_listens_on_ipv6_loopback_when_asked(world: World) -> None:
+    from connector.console.server import ConsoleServer
+
+    try:
+        server = ConsoleServer(world.server.app, host="::1").start()
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    try:
+        assert server.url.startswith("http://[::1]:")
+        r = requests.get(server.url, allow_redirects=False, timeout=TIMEOUT)
+        assert r.status_code == 303
+    finally:
+        server.stop()

@@ -86,11 +86,10 @@ async function showAlerts() {
     document.getElementById("alert-count").textContent = `${rows.length} of ${items.length} alerts`;
   };
   const load = async () => {
-    const { status, data } = await api("GET", "containers");
+    const { status, data } = await api("GET", `containers?since=${encodeURIComponent(last)}`);
     if (status !== 200) { setBanner(data.error); return; }
-    const text = JSON.stringify(data.containers);
-    if (text === last) return;
-    last = text;
+    if (data.unchanged) return;
+    last = data.version;
     items = data.containers;
     render();
   };
@@ -177,12 +176,12 @@ async function showAlert(alertId) {
 
   let last = "";
   const load = async (force) => {
-    const { status, data } = await api("GET", `containers/${encodeURIComponent(alertId)}`);
+    const since = force ? "" : last;
+    const { status, data } = await api("GET", `containers/${encodeURIComponent(alertId)}?since=${encodeURIComponent(since)}`);
     if (!head.isConnected) return;
     if (status !== 200) { clear(head).append(el("h1", { text: alertId }), el("p", { class: "error", text: data.error })); return; }
-    const text = JSON.stringify(data);
-    if (text === last && !force) return;
-    last = text;
+    if (data.unchanged) return;
+    last = data.version;
     const c = data.container;
     clear(head).append(el("h1", { id: "alert-title", text: c.name }),
       el("div", { class: "meta" }, severityBadge(c.severity), el("span", { text: ` ${c.status} · ` }),
@@ -190,7 +189,9 @@ async function showAlert(alertId) {
         el("span", { class: "chips" }, (c.tags || []).map((t) => el("span", { class: "chip tag", text: t })))));
     const fields = Object.entries(c.data || {}).filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length));
     clear(details).append(
-      el("h2", { text: `Files (${data.artifacts.length})` }),
+      el("h2", { text: `Files (${data.artifact_total})` }),
+      data.artifact_total > data.artifacts.length ? el("p", { class: "muted", id: "files-more",
+        text: `Showing the first ${data.artifacts.length}; 'mde-connector artifacts list --alert-id ${c.alert_id}' lists them all.` }) : null,
       el("div", { id: "files", class: "files" }, data.artifacts.map(fileCard)),
       el("h2", { text: "Notes" }),
       el("ul", { id: "notes" }, (c.notes || []).map((n) => el("li", { lines: n }))),
