@@ -107,6 +107,19 @@ def test_alert_page_shows_full_hashes_signer_and_verdict_of_each_file(page: Any,
     _no_secret_and_no_page_error(page, world)
 
 
+def test_get_related_files_button_runs_the_action_on_the_alert(page: Any, world: World) -> None:
+    _open(page, world, f"alert/{quote(world.example_alert, safe='')}")
+    before = len(world.store.action_runs(1000))
+    page.click("#get-files")
+    expect(page.locator('#job .job[data-status="success"]')).to_be_visible()
+    expect(page.locator("#job .job-message")).to_contain_text("related files")
+    runs = world.store.action_runs(1000)
+    assert len(runs) == before + 1 and runs[0]["container"] == world.example_alert
+    mine = [r for r in runs if r["container"] == world.example_alert]
+    expect(page.locator("#action-runs tr")).to_have_count(len(mine))
+    _no_secret_and_no_page_error(page, world)
+
+
 def test_action_form_shows_the_cli_sentence_then_runs_and_shows_the_result(page: Any, world: World) -> None:
     from connector.errors import InputError
 

@@ -394,3 +394,15 @@ def test_console_listens_on_ipv6_loopback_when_asked(world: World) -> None:
         assert r.status_code == 303
     finally:
         server.stop()
+
+
+def test_console_command_without_any_configuration_says_how_to_give_one(tmp_path: Any) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDE_")}
+    env["HOME"] = str(tmp_path)
+    cli = subprocess.run([sys.executable, "-m", "connector", "console"], capture_output=True, text=True,
+                         timeout=120, check=False, env=env, cwd=tmp_path)
+    assert cli.returncode == 2
+    assert cli.stderr.startswith("mde-connector: No configuration was found.")
+    assert "Traceback" not in cli.stderr
