@@ -32,6 +32,7 @@ Reply = tuple[int, Any]
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\.json$")
 _RUN_STEP_RE = re.compile(r"^step (?P<id>[A-Za-z_][A-Za-z0-9_]*): (?P<status>\w+)$")
 MAX_JOBS = 200
+MAX_PROGRESS = 100  # the page shows the latest line; a long paging run must not grow a job without end
 # A page shows this many of an alert's files; the CLI lists them all.
 MAX_ARTIFACTS = 500
 
@@ -57,7 +58,7 @@ class Job:
     def note(self, message: str) -> None:
         """A progress line from the action or engine (``step X: status`` marks a step)."""
         with self._lock:
-            self.progress.append(message)
+            self.progress = (self.progress + [message])[-MAX_PROGRESS:]
             m = _RUN_STEP_RE.match(message)
             if m and m["id"] in self.steps:
                 self.steps[m["id"]] = m["status"]
