@@ -406,3 +406,25 @@ def test_console_command_without_any_configuration_says_how_to_give_one(tmp_path
     assert cli.returncode == 2
     assert cli.stderr.startswith("mde-connector: No configuration was found.")
     assert "Traceback" not in cli.stderr
+
+
+HOSTILE_DRAFTS: list[Any] = [
+    None, [], "playbook", 1e308, {"steps": "x"}, {"name": "a", "steps": [None, 1, "s", {"id": {"x": 1}}]},
+    {"name": "\ud800", "version": "1", "trigger": {"type": "manual"},
+     "steps": [{"id": "a", "type": "action", "action": "\u202e<script>", "parameters": {"alert_id": "{{a.{{b}}}}"},
+                "depends_on": "a"}]},
+    {"name": "n", "version": "1", "trigger": {"type": "new_alert"},
+     "steps": [{"id": "a", "type": "add_tag", "parameters": {"tags": [[[[[]]]]]}, "depends_on": ["a", "a"]}]},
+]
+
+
+@pytest.mark.parametrize("draft", HOSTILE_DRAFTS)
+def test_hostile_drafts_get_problems_never_a_crash(client: Client, draft: Any) -> None:
+    checked = client.send("POST", "playbooks/validate", {"document": draft})
+    assert checked.status_code == 200
+    assert checked.json()["problems"], "a broken draft has at least one problem"
+    paths = client.send("POST", "playbooks/paths", {"document": draft, "step": "a", "parameter": "alert_id"})
+    assert paths.status_code in (200, 422)
+    saved = client.send("PUT", "playbooks/local/n.json", {"document": draft})
+    assert saved.status_code == 422
+    assert saved.json()["error"].endswith(".")
