@@ -277,6 +277,26 @@ def test_editor_saves_a_shipped_playbook_unchanged_then_edits_when_and_on_failur
     _no_secret_and_no_page_error(page, world)
 
 
+def test_renaming_a_step_renames_its_dependencies_and_references(page: Any, world: World) -> None:
+    _open(page, world, "editor/shipped%2Finvestigate_alert_files.json")
+    page.locator('.node[data-step-id="files"]').click()
+    page.fill("#step-id", "related")
+    page.press("#step-id", "Enter")
+    expect(page.locator('.node[data-step-id="related"]')).to_be_visible()
+    expect(page.locator('#edges path[data-from="related"][data-to="note_counts"]')).to_have_count(1)
+    expect(page.locator("#valid")).to_be_visible()
+    page.fill("#pb-name", "renamed_steps")
+    page.click("#pb-save")
+    expect(page.locator("#save-status")).to_contain_text("saved to")
+    saved = json.loads((world.playbook_dir / "renamed_steps.json").read_text(encoding="utf-8"))
+    original = shipped("investigate_alert_files.json")
+    assert [s["id"] for s in saved["steps"]] == ["related", "note_counts", "tag_investigated"]
+    assert saved["steps"][1]["depends_on"] == ["related"]
+    assert saved["steps"][1]["parameters"]["text"] == \
+        original["steps"][1]["parameters"]["text"].replace("{{files.", "{{related.")
+    _no_secret_and_no_page_error(page, world)
+
+
 def test_hostile_alert_id_survives_routing_to_its_page(page: Any, world: World) -> None:
     _open(page, world, f"alert/{quote(HOSTILE_ALERT_ID, safe='')}")
     expect(page.locator("#alert-head .mono")).to_have_text(HOSTILE_ALERT_ID)
