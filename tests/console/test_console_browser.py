@@ -264,6 +264,11 @@ def test_editor_saves_a_shipped_playbook_unchanged_then_edits_when_and_on_failur
     expect(page.locator("#step-problems")).to_contain_text("unknown step 'nowhere'")
     page.fill("#step-when", '{"gt": ["{{files.summary.rare}}", 0]}')
     page.select_option("#step-on-failure", "continue")
+    page.select_option("#step-add-dep", "files")  # the keyboard's way to connect two steps
+    edge = page.locator('#edges path[data-from="files"][data-to="tag_suspicious"]')
+    expect(edge).to_have_count(1)
+    page.get_by_title("remove the dependency on files").click()
+    expect(edge).to_have_count(0)
     expect(page.locator("#valid")).to_be_visible()
     expect(page.locator("#step-problems li")).to_have_count(0)
     page.click("#pb-save")

@@ -499,6 +499,14 @@ export async function showEditor(main, manifest, initialKey) {
       el("span", { class: "mono", text: d }), " ",
       el("button", { type: "button", class: "link", title: `remove the dependency on ${d}`, text: "remove",
         on: { click: () => { step.depends_on = deps.filter((x) => x !== d); if (!step.depends_on.length) delete step.depends_on; changed(); } } })))));
+    // The keyboard's way to connect steps (the canvas's is dragging from a step's lower dot).
+    const candidates = steps().map((s) => s.id).filter((id) => typeof id === "string" && id !== step.id && !deps.includes(id));
+    if (candidates.length) {
+      const addDep = el("select", { id: "step-add-dep", "aria-label": "Add a step this one depends on" },
+        el("option", { value: "", text: "add a dependency…" }), candidates.map((id) => el("option", { value: id, text: id })));
+      addDep.addEventListener("change", () => { if (addDep.value) connect(addDep.value, step.id); });
+      inspector.append(addDep);
+    }
     inspector.append(el("ul", { class: "problems", id: "step-problems" }));
     renderStepProblems();
     inspector.append(el("button", { id: "step-delete", type: "button", class: "danger", text: "Delete step",
