@@ -352,7 +352,8 @@ class ConsoleApp:
         return 200, {"problems": problem_dicts(problems)}
 
     def data_paths(self, body: dict[str, Any]) -> Reply:
-        """The data paths a step's parameter may bind: the container, the
+        """The data paths a step's parameter (or, with ``"field": "when"``, its
+        condition) may bind: the container, the
         triggering alert's id and the outputs of the steps it depends on
         (directly or not), each with ``ok`` and, when refused, the validator's
         sentence. A path is refused when binding it alone makes the validator
@@ -362,13 +363,14 @@ class ConsoleApp:
         document = body.get("document")
         step_id = body.get("step")
         parameter = body.get("parameter")
+        in_when = body.get("field") == "when"
         if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
             return 422, {"error": "The draft must be a playbook object with a list of steps."}
         steps = [s for s in document["steps"] if isinstance(s, dict)]
         by_id = {s.get("id"): s for s in steps if isinstance(s.get("id"), str)}
         step = by_id.get(step_id)
-        if step is None or not isinstance(parameter, str) or not parameter:
-            return 422, {"error": "Name the step and the parameter to bind."}
+        if step is None or not in_when and (not isinstance(parameter, str) or not parameter):
+            return 422, {"error": "Name the step and the parameter (or \"field\": \"when\") to bind."}
         candidates: list[tuple[str, str, Any]] = []
         from connector.runtime.playbooks import BUILTIN_OUTPUTS, CONTAINER_OUTPUTS, Output
 
@@ -389,15 +391,17 @@ class ConsoleApp:
             for path, out in outputs.items():
                 candidates.append((upstream, path, out))
 
-        schema_type = _parameter_type(self, step, parameter)
+        schema_type = None if in_when else _parameter_type(self, step, str(parameter))
 
         def refusals(ref: str) -> list[str]:
             trial = json.loads(json.dumps(document))
             value: Any = [ref] if schema_type == "array" else ref
             for s in trial["steps"]:
-                if isinstance(s, dict) and s.get("id") == step_id:
+                if isinstance(s, dict) and s.get("id") == step_id and in_when:
+                    s["when"] = ref
+                elif isinstance(s, dict) and s.get("id") == step_id:
                     params = s.get("parameters")
-                    s["parameters"] = {**(params if isinstance(params, dict) else {}), parameter: value}
+                    s["parameters"] = {**(params if isinstance(params, dict) else {}), str(parameter): value}
             found = validate_playbook(trial, source=_source_name(document), manifest=self.manifest)
             # The validator names the reference in every sentence about it.
             return [p.message for p in found if p.step == step_id and ref in p.message]

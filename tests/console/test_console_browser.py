@@ -302,6 +302,22 @@ def test_renaming_a_step_renames_its_dependencies_and_references(page: Any, worl
     _no_secret_and_no_page_error(page, world)
 
 
+def test_when_condition_binds_an_upstream_data_path_where_the_cursor_is(page: Any, world: World) -> None:
+    _open(page, world, "editor/shipped%2Finvestigate_alert_files.json")
+    page.locator('.node[data-step-id="tag_investigated"]').click()
+    page.fill("#step-when", '{"gt": [, 0]}')
+    page.locator("#step-when").evaluate("area => area.setSelectionRange(8, 8)")
+    page.select_option("#bind-when", "{{files.summary.malware}}")
+    expect(page.locator("#step-when")).to_have_value('{"gt": ["{{files.summary.malware}}", 0]}')
+    expect(page.locator("#valid")).to_be_visible()
+    page.fill("#pb-name", "when_bound")
+    page.click("#pb-save")
+    expect(page.locator("#save-status")).to_contain_text("saved to")
+    saved = json.loads((world.playbook_dir / "when_bound.json").read_text(encoding="utf-8"))
+    assert saved["steps"][2]["when"] == {"gt": ["{{files.summary.malware}}", 0]}
+    _no_secret_and_no_page_error(page, world)
+
+
 def test_hostile_alert_id_survives_routing_to_its_page(page: Any, world: World) -> None:
     _open(page, world, f"alert/{quote(HOSTILE_ALERT_ID, safe='')}")
     expect(page.locator("#alert-head .mono")).to_have_text(HOSTILE_ALERT_ID)

@@ -428,3 +428,14 @@ def test_hostile_drafts_get_problems_never_a_crash(client: Client, draft: Any) -
     saved = client.send("PUT", "playbooks/local/n.json", {"document": draft})
     assert saved.status_code == 422
     assert saved.json()["error"].endswith(".")
+
+
+def test_data_paths_for_a_when_condition_come_from_the_steps_it_depends_on(client: Client) -> None:
+    doc = shipped("triage_new_alert.json")
+    r = client.send("POST", "playbooks/paths", {"document": doc, "step": "note_findings", "field": "when"})
+    assert r.status_code == 200
+    paths = {p["ref"]: p for p in r.json()["paths"]}
+    assert paths["{{decide.result}}"]["ok"] and paths["{{files.summary.malware}}"]["ok"]
+    assert "{{trigger.alert.id}}" in paths  # a new_alert playbook has a triggering alert
+    first = client.send("POST", "playbooks/paths", {"document": doc, "step": "files", "field": "when"}).json()
+    assert {p["root"] for p in first["paths"]} == {"container", "trigger"}

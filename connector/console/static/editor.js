@@ -392,7 +392,8 @@ export async function showEditor(main, manifest, initialKey) {
 
   // -- inspector --------------------------------------------------------------
   async function bindOptions(step, name, selectEl) {
-    const { status, data } = await api("POST", "playbooks/paths", { document: state.doc, step: step.id, parameter: name });
+    const request = name === null ? { field: "when" } : { parameter: name };
+    const { status, data } = await api("POST", "playbooks/paths", { document: state.doc, step: step.id, ...request });
     if (status !== 200 || !alive.on) return;
     for (const p of data.paths) {
       const what = [p.data_type, ...p.contains].join(", ");
@@ -403,9 +404,14 @@ export async function showEditor(main, manifest, initialKey) {
   }
 
   function bindSelect(step, name, onPick) {
-    const s = el("select", { id: `bind-${name}`, class: "bind", "aria-label": `Bind ${name} to a data path` },
+    const label = name === null ? "when" : name;
+    const s = el("select", { id: `bind-${label}`, class: "bind", "aria-label": `Bind ${label} to a data path` },
       el("option", { value: "", text: "bind a data path…" }));
-    s.addEventListener("change", () => { if (s.value) onPick(s.value); });
+    s.addEventListener("change", () => {
+      const ref = s.value;
+      s.value = "";
+      if (ref) onPick(ref);
+    });
     bindOptions(step, name, s);
     return s;
   }
@@ -485,8 +491,15 @@ export async function showEditor(main, manifest, initialKey) {
     }
 
     // when / on_failure / depends_on.
-    inspector.append(el("label", { for: "step-when", text: "when (JSON condition; empty: always)" }),
-      jsonField("step-when", step.when, (v) => { if (v === undefined) delete step.when; else step.when = v; changed(false); }));
+    const when = jsonField("step-when", step.when, (v) => { if (v === undefined) delete step.when; else step.when = v; changed(false); });
+    const whenArea = when.querySelector("textarea");
+    inspector.append(el("label", { for: "step-when", text: "when (JSON condition; empty: always)" }), when,
+      bindSelect(step, null, (ref) => {
+        // Insert the reference as a JSON string where the cursor is, e.g. inside {"gt": [|, 0]}.
+        whenArea.focus();
+        whenArea.setRangeText(JSON.stringify(ref), whenArea.selectionStart, whenArea.selectionEnd, "end");
+        whenArea.dispatchEvent(new Event("input"));
+      }));
     const onFailure = el("select", { id: "step-on-failure" }, [["", "(default: stop)"], ["stop", "stop"], ["continue", "continue"]]
       .map(([v, t]) => el("option", { value: v, selected: (step.on_failure || "") === v, text: t })));
     onFailure.addEventListener("change", () => {
