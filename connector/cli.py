@@ -30,6 +30,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "playbook": ("connector.runtime.playbook_cli", "validate or run playbooks"),
     "runs": ("connector.runtime.runs_cli", "playbook run records in the local store"),
     "quarantine": ("connector.runtime.quarantine_cli", "alerts the watcher could not take in"),
+    "console": ("connector.console.cli", "local web console: alerts, files, actions and the playbook editor"),
 }
 
 

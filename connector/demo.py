@@ -5,7 +5,8 @@ connector against it in a fresh state directory (no secret typed, nothing
 written outside that directory), test connectivity, take the simulator's new
 alerts through the shipped triage playbook via the new-alert poller, and show
 the analyst's view of the files. Ends with where the store is and the exact
-commands to run the action by hand against the same simulator.
+commands to run the action by hand against the same simulator, and offers
+the web console (`mde-connector console`) on the same store.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         _say(f"  mde-connector run get_alert_related_files --param alert_id={EXAMPLE_ALERT_ID} --config {config_path}")
         _say(f"  mde-connector artifacts list --alert-id {EXAMPLE_ALERT_ID} --config {config_path}")
         _say(f"  mde-connector runs list --config {config_path}")
+        _say("Browse the alerts, their files and the playbooks (drag-and-drop editor) in the local web console:")
+        _say(f"  mde-connector console --config {config_path}")
         if args.keep_running:
             _say("\nThe simulator keeps running; press Ctrl-C to stop it.")
             try:
