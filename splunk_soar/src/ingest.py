@@ -101,7 +101,11 @@ class PollState:
         self.checkpoints: dict[str, Any] = dict(saved.get("checkpoints") or {})
         self.seen: dict[str, dict[str, str]] = {k: dict(v) for k, v in (saved.get("seen") or {}).items()
                                                 if isinstance(v, dict)}
-        self.quarantine: dict[str, str] = dict(saved.get("quarantine") or {})
+        # alert id -> reason, attempts, stamp, first_seen, last_seen (a bare
+        # reason string in states written before attempts were counted)
+        self.quarantine: dict[str, dict[str, Any]] = {
+            str(k): (dict(v) if isinstance(v, dict) else {"reason": str(v), "attempts": 1})
+            for k, v in (saved.get("quarantine") or {}).items()}
         self.taken: list[dict[str, Any]] = []
         self._undo: list[Callable[[], object]] | None = None
 
@@ -148,6 +152,37 @@ class PollState:
         marks = self.seen.get(poller, {})
         for alert_id in [a for a, stamp in marks.items() if stamp < before]:
             del marks[alert_id]
+
+    # The poller's quarantine: an alert it could not take in. Nothing here is
+    # transient (this state is plain data, its writes cannot fail), so no
+    # alert is kept for a retry from its body; the overlap fetches it again.
+
+    def quarantine_alert(self, poller: str, alert_id: str, reason: str, *, stamp: str | None,
+                         alert: str | None, transient: bool) -> int:
+        """Record an alert that could not be taken in; returns its attempts."""
+        now = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = self.quarantine.get(alert_id)
+        if entry is None:
+            if len(self.quarantine) >= QUARANTINE_LIMIT:
+                return 1
+            entry = self.quarantine[alert_id] = {"attempts": 0, "first_seen": now}
+        entry.update(reason=reason, stamp=stamp or entry.get("stamp"), last_seen=now,
+                     attempts=int(entry.get("attempts") or 0) + 1)
+        return int(entry["attempts"])
+
+    def quarantined(self, poller: str | None = None) -> list[dict[str, Any]]:
+        """Quarantined alerts, as the SQLite store lists them."""
+        return [{"alert_id": k, "reason": v.get("reason"), "attempts": int(v.get("attempts") or 1),
+                 "stamp": v.get("stamp"), "first_seen": v.get("first_seen"), "last_seen": v.get("last_seen"),
+                 "transient": False} for k, v in self.quarantine.items()]
+
+    def retriable_quarantine(self, poller: str, max_attempts: int) -> list[dict[str, Any]]:
+        return []
+
+    def release_quarantine(self, conn: Any, poller: str, alert_id: str) -> None:
+        old = self.quarantine.pop(alert_id, None)
+        if old is not None:
+            self._journal(lambda: self.quarantine.__setitem__(alert_id, old))
 
     def upsert_container(self, conn: Any, alert_id: str, *, name: str | None = None, severity: str | None = None,
                          status: str | None = None, source: str = "poller", data: dict[str, Any] | None = None
@@ -242,6 +277,9 @@ def poll(
     poller.on_alert = on_alert
     report = poller.poll_once()
     outcome.errors.extend(report.errors)
+    for held in report.quarantined:
+        outcome.quarantined.append(held["id"])
+        outcome.errors.append(f"Alert {escape_text(held['id'])[:120]} was quarantined: {held['reason']}")
     # The poller reports alerts it skipped and a listing that failed; only the
     # latter means the poll itself did not work.
     outcome.listing_errors.extend(e for e in report.errors if not e.startswith("skipped an alert"))
@@ -252,8 +290,7 @@ def poll(
             artifacts = [make_artifact(alert_artifact(alert))]
         except Exception as exc:  # noqa: BLE001 - one bad alert is quarantined, never the end of the poll
             reason = f"Alert {escape_text(alert_id)[:120]} cannot become a container ({exc.__class__.__name__})."
-            if len(store.quarantine) < QUARANTINE_LIMIT:
-                store.quarantine[alert_id] = reason
+            store.quarantine_alert(poller.checkpoint_name, alert_id, reason, stamp=None, alert=None, transient=False)
             outcome.quarantined.append(alert_id)
             outcome.errors.append(reason)
             log(reason)
