@@ -1,0 +1,190 @@
+"""The Microsoft Graph (alerts_v2) source: mapping, client profile, action, simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from connector.errors import ForbiddenError
+from connector.graph import GRAPH_PERMISSION, GraphClient, enrich_files, evidence_files, graph_config
+from tests.conftest import FIXTURES, make_config
+
+FILE = "#microsoft.graph.security.fileEvidence"
+PROCESS = "#microsoft.graph.security.processEvidence"
+
+
+def example_alert() -> dict[str, Any]:
+    """Shaped after Microsoft's documented alerts_v2 example (not verbatim;
+    see tests/fixtures/README.graph.md)."""
+    return json.loads((FIXTURES / "graph_alert_example.json").read_text(encoding="utf-8"))
+
+
+def test_example_file_and_process_image_collapse_into_one_file_without_invented_fields() -> None:
+    files = evidence_files(example_alert()["evidence"])
+    assert files == [{
+        "sha1": "5f1e8acedc065031aad553b710838eb366cfee9a",
+        "sha256": "8963a19fb992ad9a76576c5638fd68292cffb9aaac29eb8285f9abf6196a7dec",
+        "size": 6136392, "filePublisher": "Microsoft Corporation",
+        "fileName": "MsSense.exe", "filePath": "C:\\Program Files\\temp",
+    }]
+
+
+def test_hostile_and_malformed_evidence_is_skipped_or_kept_verbatim() -> None:
+    hostile = "evil\u202e\x1b[31m{{x}}<b>\ud800.exe"
+    evidence: Any = [
+        None, "text", {"@odata.type": FILE, "fileDetails": None},
+        {"@odata.type": FILE, "fileDetails": {"sha1": None, "sha256": "", "fileName": hostile, "md5": "AB" * 16}},
+        {"@odata.type": PROCESS,
+         "imageFile": {"md5": "ab" * 16, "signer": "Contoso Ltd", "filePath": "C:\\Users\\m.müller"}},
+        {"@odata.type": "#microsoft.graph.security.ipEvidence", "ipAddress": "203.0.113.7"},
+    ]
+    files = evidence_files(evidence)
+    assert files == [{"fileName": hostile, "md5": "AB" * 16, "signer": "Contoso Ltd",
+                      "filePath": "C:\\Users\\m.müller"}]
+    assert evidence_files({"not": "a list"}) == []
+
+
+def test_enrichment_fills_only_absent_fields_and_counts_files() -> None:
+    files = [{"sha1": "a" * 40, "signer": "Graph"}, {"sha1": "b" * 40}, {"md5": "c" * 32}]
+    defender = {"a" * 40: {"signer": "Defender", "signerHash": "d" * 40, "isValidCertificate": True,
+                           "globalPrevalence": 3, "determinationType": None}}
+    from connector.errors import NotFoundError
+
+    def lookup(sha1: str) -> Any:
+        if sha1 not in defender:
+            raise NotFoundError("no such file")
+        return defender[sha1]
+
+    assert enrich_files(files, lookup) == {"enriched_files": 1}
+    assert files[0] == {"sha1": "a" * 40, "signer": "Graph", "signerHash": "d" * 40,
+                        "isValidCertificate": True, "globalPrevalence": 3}
+    assert files[1] == {"sha1": "b" * 40}
+
+
+def test_enrichment_stops_at_the_first_refusal_and_says_so() -> None:
+    calls: list[str] = []
+
+    def lookup(sha1: str) -> Any:
+        calls.append(sha1)
+        raise ForbiddenError("Defender for Endpoint denied access to File x (403).")
+
+    summary = enrich_files([{"sha1": "a" * 40}, {"sha1": "b" * 40}], lookup)
+    assert calls == ["a" * 40]
+    assert summary["enriched_files"] == 0 and "denied access" in summary["enrichment_error"]
+
+
+def _graph_values(simulator: Any, **extra: Any) -> dict[str, Any]:
+    return simulator.connector_config(source="graph", graph_base_url=simulator.base_url, **extra)
+
+
+def test_graph_config_uses_each_clouds_graph_host_and_scope(tmp_path: Path, simulator: Any) -> None:
+    for cloud, host in [("commercial", "https://graph.microsoft.com"), ("gcc", "https://graph.microsoft.com"),
+                        ("gcc-high", "https://graph.microsoft.us"), ("dod", "https://dod-graph.microsoft.us")]:
+        cfg = make_config(simulator.connector_config(source="graph", cloud=cloud, api_base_url=None,
+                                                     authority_url=None), tmp_path)
+        graph = graph_config(cfg)
+        assert (graph.api_base_url, graph.token_scope) == (host, host + "/.default")
+        assert graph.fingerprint() != cfg.fingerprint()
+
+
+def _action(simulator: Any, tmp_path: Path, alert_id: str, **extra: Any) -> Any:
+    from connector.actions import ActionContext, run_action
+
+    cfg = make_config(_graph_values(simulator, **extra), tmp_path)
+    return run_action("get_alert_related_files", {"alert_id": alert_id}, ActionContext(config=cfg))
+
+
+def test_action_with_graph_source_maps_evidence_to_the_same_artifacts(simulator: Any, tmp_path: Path) -> None:
+    from connector.simulator.data import DA_ALERT_ID
+
+    result = _action(simulator, tmp_path, DA_ALERT_ID)
+    assert result.status == "success", result.message
+    kinds = {e["@odata.type"] for e in result.data}
+    assert {FILE, PROCESS, "#microsoft.graph.security.deviceEvidence"} <= kinds
+    file_hashes = {e["fileDetails"]["sha256"] for e in result.data if e["@odata.type"] == FILE}
+    assert {a["cef"].get("fileHashSha256") for a in result.artifacts} == file_hashes
+    assert result.summary["distinct_files"] == len(file_hashes)
+    for artifact in result.artifacts:
+        assert "signerHash" not in artifact["cef"] and "isValidCertificate" not in artifact["cef"]
+        assert artifact["source_data_identifier"].startswith(f"mde:{DA_ALERT_ID}:file:")
+        assert artifact["cef"].get("fileName")
+
+
+def test_action_with_enrichment_fills_defender_fields_and_says_how_many(simulator: Any, tmp_path: Path) -> None:
+    from connector.simulator.data import DA_ALERT_ID
+
+    result = _action(simulator, tmp_path, DA_ALERT_ID, enrich_files=True)
+    assert result.status == "success", result.message
+    assert 0 < result.summary["enriched_files"] <= result.summary["distinct_files"]
+    assert "enriched from the Defender API" in result.message
+    assert any("globalPrevalence" in a["cef"] for a in result.artifacts)
+
+
+def test_graph_404_and_403_name_graph_and_the_permission_with_request_id(simulator: Any, tmp_path: Path) -> None:
+    result = _action(simulator, tmp_path, "da000000000000000000_1")
+    assert result.status == "failed" and result.error["kind"] == "not_found"
+    assert "Microsoft Graph" in result.message
+    assert result.error["correlation_id"]
+
+    simulator.add_app(client_id="11111111-2222-3333-4444-555555555555", secret="s3cret-value-graph",
+                      roles=["File.Read.All"])
+    result = _action(simulator, tmp_path / "b", "da637472900382838869_1364969609",
+                     client_id="11111111-2222-3333-4444-555555555555", client_secret="s3cret-value-graph")
+    assert result.status == "failed" and result.error["kind"] == "forbidden"
+    assert GRAPH_PERMISSION in json.dumps(result.to_dict())
+
+
+def test_graph_list_pages_and_service_source_filter(simulator: Any, tmp_path: Path) -> None:
+    cfg = make_config(_graph_values(simulator), tmp_path)
+    client = GraphClient.from_config(cfg, service_source="microsoftDefenderForEndpoint")
+    pages = list(client.list_alerts({"$filter": "createdDateTime ge 2000-01-01T00:00:00Z",
+                                     "$orderby": "createdDateTime asc", "$top": "7"}))
+    alerts = [a for page in pages for a in page]
+    assert len(pages) > 1 and len({a["id"] for a in alerts}) == len(alerts) == len(simulator.alerts)
+    stamps = [a["createdDateTime"] for a in alerts]
+    assert stamps == sorted(stamps)
+    other = GraphClient.from_config(cfg, service_source="microsoftDefenderForIdentity")
+    assert [a for page in other.list_alerts({}) for a in page] == []
+
+
+def test_every_graph_declared_path_appears_in_a_graph_result_and_defender_only_paths_do_not() -> None:
+    from connector.actions.get_alert_related_files import handler
+    from connector.manifest import load_manifest
+    from tests.test_manifest import resolve
+
+    class FakeGraph:
+        source = "graph"
+
+        def alert_evidence(self, alert_id: str) -> list[dict[str, Any]]:
+            evidence = example_alert()["evidence"]
+            evidence[1]["fileDetails"]["signer"] = "Microsoft Windows Publisher"
+            evidence[1]["fileDetails"]["issuer"] = "Microsoft Windows Production PCA 2011"
+            evidence[1]["fileDetails"]["md5"] = "8d5b7cc9a832e21d22503057e1fec8e9"
+            return list(evidence)
+
+    class Refusing:
+        def get_json(self, path: str, **_: Any) -> Any:
+            raise ForbiddenError("Defender for Endpoint denied access to the file (403).")
+
+    class Config:
+        def get(self, key: str, default: Any = None) -> Any:
+            return {"enrich_files": True}.get(key, default)
+
+    class Context:
+        config = Config()
+        client = FakeGraph()
+        enrichment_client = Refusing()
+
+        def progress(self, message: str) -> None:
+            pass
+
+    result = handler({"alert_id": "da637578995287051192_756343937"}, Context()).to_dict()
+    spec = load_manifest().action("get_alert_related_files")
+    graph_paths = spec.output_paths_for("graph")
+    missing = [p for p in graph_paths if not any(v is not None for v in resolve(result, p.split(".")[1:]))]
+    assert missing == []
+    defender_only = spec.output_paths - spec.output_paths_for("graph", enriched=True)
+    assert "action_result.data.*.signerHash" in defender_only
+    assert "action_result.artifacts.*.cef.signerHash" in spec.output_paths_for("graph", enriched=True) - graph_paths
+    assert all(not resolve(result, p.split(".")[1:]) for p in defender_only)
