@@ -188,3 +188,36 @@ def test_every_graph_declared_path_appears_in_a_graph_result_and_defender_only_p
     assert "action_result.data.*.signerHash" in defender_only
     assert "action_result.artifacts.*.cef.signerHash" in spec.output_paths_for("graph", enriched=True) - graph_paths
     assert all(not resolve(result, p.split(".")[1:]) for p in defender_only)
+
+
+def test_watch_with_graph_source_takes_every_alert_exactly_once_through_pages(fresh_simulator, tmp_path,
+                                                                              capsys) -> None:
+    from connector.cli import main
+    from connector.runtime.poller import canonical_time
+
+    sim = fresh_simulator()
+    cfg = sim.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"), source="graph",
+                           graph_base_url=sim.base_url)
+    args = ["watch", "--once", "--config", str(cfg), "--output", "json", "--no-playbooks", "--page-size", "9",
+            "--service-source", "microsoftDefenderForEndpoint"]
+    assert main([*args, "--lookback", "3d"]) == 0
+    report = json.loads(capsys.readouterr()[0])
+    assert sorted(report["processed"]) == sorted(a["id"] for a in sim.alerts)
+    assert report["checkpoint"]["field"] == "createdDateTime"
+    assert report["checkpoint"]["watermark"] == max(canonical_time(a["alertCreationTime"]) for a in sim.alerts)
+    graph_lists = [r for r in sim.requests if r.path == "/v1.0/security/alerts_v2"]
+    assert len(graph_lists) > 1
+    assert all("serviceSource eq 'microsoftDefenderForEndpoint'" in r.query["$filter"] for r in graph_lists)
+    assert not [r for r in sim.requests if r.path == "/api/alerts"]
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr()[0])
+    assert again["processed_count"] == 0 and again["skipped_already_seen"] >= 1
+
+
+def test_service_source_with_the_defender_source_is_refused_with_exit_2(simulator, tmp_path, capsys) -> None:
+    from connector.cli import main
+
+    cfg = simulator.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"))
+    code = main(["watch", "--once", "--config", str(cfg), "--service-source", "microsoftDefenderForEndpoint"])
+    err = capsys.readouterr()[1]
+    assert code == 2 and "--service-source" in err and "Traceback" not in err
