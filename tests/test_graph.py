@@ -221,3 +221,37 @@ def test_service_source_with_the_defender_source_is_refused_with_exit_2(simulato
     code = main(["watch", "--once", "--config", str(cfg), "--service-source", "microsoftDefenderForEndpoint"])
     err = capsys.readouterr()[1]
     assert code == 2 and "--service-source" in err and "Traceback" not in err
+
+
+def _playbook_reading(reference: str) -> dict[str, Any]:
+    return {
+        "name": "signer_hash_note", "description": "Notes a file's signer hash.", "version": "1.0.0",
+        "trigger": {"type": "manual"},
+        "steps": [
+            {"id": "files", "type": "action", "action": "get_alert_related_files",
+             "parameters": {"alert_id": "{{container.alert_id}}"}},
+            {"id": "note", "type": "add_note", "depends_on": ["files"],
+             "parameters": {"text": "{{files." + reference + "}}"}},
+        ],
+    }
+
+
+def test_playbook_validator_knows_which_outputs_each_source_yields() -> None:
+    from connector.runtime.playbooks import validate_playbook
+
+    signer_hash = _playbook_reading("artifacts.*.cef.signerHash")
+    assert validate_playbook(signer_hash, source="pb.json") == []
+    assert validate_playbook(signer_hash, source="pb.json", api_source="defender") == []
+    problems = validate_playbook(signer_hash, source="pb.json", api_source="graph")
+    assert problems and "signerHash" in str(problems[0])
+    assert validate_playbook(signer_hash, source="pb.json", api_source="graph", enriched=True) == []
+    file_name = _playbook_reading("data.*.fileDetails.fileName")
+    assert validate_playbook(file_name, source="pb.json", api_source="graph") == []
+    assert validate_playbook(file_name, source="pb.json", api_source="defender")
+
+
+def test_shipped_playbooks_validate_for_both_sources(capsys) -> None:
+    from connector.cli import main
+
+    assert main(["playbook", "validate", "--source", "graph"]) == 0
+    assert main(["playbook", "validate", "--source", "defender"]) == 0
