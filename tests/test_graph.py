@@ -255,3 +255,36 @@ def test_shipped_playbooks_validate_for_both_sources(capsys) -> None:
 
     assert main(["playbook", "validate", "--source", "graph"]) == 0
     assert main(["playbook", "validate", "--source", "defender"]) == 0
+
+
+def test_graph_429_honours_retry_after_and_errors_carry_graphs_request_id(fresh_simulator, tmp_path) -> None:
+    from connector.simulator import ScriptedResponse
+    from connector.simulator.data import DA_ALERT_ID
+    from tests.conftest import NoSleep
+
+    sim = fresh_simulator()
+    sleeper = NoSleep()
+    cfg = make_config(_graph_values(sim), tmp_path)
+    client = GraphClient.from_config(cfg, sleep=sleeper.sleep, clock=sleeper.clock)
+    sim.script(ScriptedResponse(429, headers={"Retry-After": "7"}, path_contains="/v1.0/security/alerts_v2"))
+    assert client.get_alert(DA_ALERT_ID)["id"] == DA_ALERT_ID
+    assert 7 in [round(s) for s in sleeper.waits]
+
+    body = {"error": {"code": "Forbidden", "message": "Missing role permissions.",
+                      "innerError": {"date": "2026-12-01T08:00:00", "request-id": "2b4c9d7e-request",
+                                     "client-request-id": "2b4c9d7e-request"}}}
+    sim.script(ScriptedResponse(403, body=body, path_contains="/v1.0/security/alerts_v2"))
+    try:
+        client.get_alert(DA_ALERT_ID)
+    except ForbiddenError as err:
+        assert err.correlation_id == "2b4c9d7e-request"
+        assert GRAPH_PERMISSION in (err.hint or "") and "Microsoft Graph" in err.message
+    else:
+        raise AssertionError("a 403 must raise ForbiddenError")
+
+
+def test_graph_budget_is_its_own_file_with_graphs_documented_limit(simulator, tmp_path) -> None:
+    cfg = make_config(_graph_values(simulator), tmp_path)
+    client = GraphClient.from_config(cfg)
+    assert client.budget.path.name == "graph_rate_budget.sqlite"
+    assert [n for n, _ in client.budget.limits][0] == 150
