@@ -288,3 +288,20 @@ def test_graph_budget_is_its_own_file_with_graphs_documented_limit(simulator, tm
     client = GraphClient.from_config(cfg)
     assert client.budget.path.name == "graph_rate_budget.sqlite"
     assert [n for n, _ in client.budget.limits][0] == 150
+
+
+def test_test_connectivity_with_graph_checks_the_graph_token_and_alert_list(simulator, tmp_path) -> None:
+    from connector.actions import ActionContext, run_action
+
+    cfg = make_config(_graph_values(simulator), tmp_path)
+    result = run_action("test_connectivity", {}, ActionContext(config=cfg))
+    assert result.status == "success", result.message
+    assert result.summary["roles"] == [GRAPH_PERMISSION]
+    assert result.summary["api_reachable"] is True and "Microsoft Graph" in result.message
+
+    simulator.add_app(client_id="22222222-3333-4444-5555-666666666666", secret="an0ther-secret-value",
+                      roles=["File.Read.All"])
+    cfg = make_config(_graph_values(simulator, client_id="22222222-3333-4444-5555-666666666666",
+                                    client_secret="an0ther-secret-value"), tmp_path / "b")
+    result = run_action("test_connectivity", {}, ActionContext(config=cfg))
+    assert result.status == "failed" and GRAPH_PERMISSION in result.message
