@@ -305,3 +305,21 @@ def test_test_connectivity_with_graph_checks_the_graph_token_and_alert_list(simu
                                     client_secret="an0ther-secret-value"), tmp_path / "b")
     result = run_action("test_connectivity", {}, ActionContext(config=cfg))
     assert result.status == "failed" and GRAPH_PERMISSION in result.message
+
+
+def test_watch_with_graph_source_runs_the_triage_playbook_on_graph_evidence(fresh_simulator, tmp_path,
+                                                                            capsys) -> None:
+    from connector.cli import main
+    from connector.runtime.store import Store
+
+    sim = fresh_simulator()
+    cfg = sim.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"), source="graph",
+                           graph_base_url=sim.base_url)
+    assert main(["watch", "--once", "--config", str(cfg), "--output", "json", "--lookback", "3d"]) == 0
+    report = json.loads(capsys.readouterr()[0])
+    assert report["processed_count"] == len(sim.alerts)
+    assert {r["status"] for r in report["playbook_runs"]} == {"success"}
+    assert not [r for r in sim.requests if r.path.startswith("/api/")]
+    store = Store.open(tmp_path / "state")
+    artifacts = [a for alert_id in report["processed"] for a in store.artifacts(alert_id)]
+    assert artifacts and all(a["source_data_identifier"].startswith("mde:") for a in artifacts)
