@@ -23,6 +23,7 @@ from typing import Any
 from connector.config import ensure_private_dir
 from connector.errors import StoreError
 from connector.sqlite_db import open_database
+from connector.text import db_json, db_text
 
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -110,7 +111,8 @@ def utc_now() -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # A lone surrogate (API text may hold one) cannot be encoded for SQLite.
+    return db_json(value)
 
 
 class Store:
@@ -287,7 +289,7 @@ class Store:
             " ON CONFLICT(source_data_identifier) DO UPDATE SET name = excluded.name,"
             " severity = excluded.severity, body = excluded.body, updated_at = excluded.updated_at"
             " WHERE artifacts.body != excluded.body",
-            [(a["source_data_identifier"], a["container"], a["name"], a.get("label", "file"),
+            [(a["source_data_identifier"], a["container"], db_text(str(a["name"])), a.get("label", "file"),
               a.get("type", "file"), a.get("severity", "informational"), _dumps(a), now, now)
              for a in artifacts],
         )
