@@ -64,8 +64,6 @@ ENRICHED_KEYS = (
     "determinationType", "determinationValue", "isPeFile", "fileType", "fileProductName",
 )
 
-_HASH_KEYS = ("sha256", "sha1", "md5")
-
 
 def is_graph(config: Config) -> bool:
     """True when the instance is configured with ``source: graph``."""
@@ -100,17 +98,20 @@ def _clean(value: Any) -> Any:
 
 
 def evidence_files(evidence: Any) -> list[dict[str, Any]]:
-    """File-shaped dicts (Defender File keys) from Graph ``evidence``.
+    """File-shaped dicts (Defender File keys) from Graph ``evidence``, one
+    per file evidence, in order.
 
     Takes every ``fileEvidence``'s ``fileDetails`` and every
     ``processEvidence``'s ``imageFile``; other evidence kinds carry no file.
-    Records of the same file (same sha256, else sha1, else md5, compared
-    lower-case) merge into one, the first non-null value of each key
-    winning. Keys Graph does not send, or sends as null, are absent.
-    Anything that is not the documented shape is skipped, never raised.
+    Keys Graph does not send, or sends as null or blank, are absent; nothing
+    is invented. The same file seen twice (a file evidence and a process's
+    image) stays two records here: :func:`connector.artifacts.build_artifacts`
+    collapses records sharing a hash into one artifact (first valid value of
+    each field winning) and counts the duplicates, as it does for the
+    Defender source. Anything that is not the documented shape is skipped,
+    never raised.
     """
     files: list[dict[str, Any]] = []
-    by_hash: dict[tuple[str, str], dict[str, Any]] = {}
     if not isinstance(evidence, list):
         return files
     for item in evidence:
@@ -127,18 +128,8 @@ def evidence_files(evidence: Any) -> list[dict[str, Any]]:
             continue
         record = {ours: details[theirs] for theirs, ours in FILE_DETAILS_KEYS.items()
                   if _clean(details.get(theirs)) is not None}
-        if not record:
-            continue
-        keys = [(k, record[k].lower()) for k in _HASH_KEYS if isinstance(record.get(k), str)]
-        known = next((by_hash[k] for k in keys if k in by_hash), None)
-        if known is None:
+        if record:
             files.append(record)
-            known = record
-        else:
-            for key, value in record.items():
-                known.setdefault(key, value)
-        for k in keys:
-            by_hash.setdefault(k, known)
     return files
 
 

@@ -20,14 +20,22 @@ def example_alert() -> dict[str, Any]:
     return json.loads((FIXTURES / "graph_alert_example.json").read_text(encoding="utf-8"))
 
 
-def test_example_file_and_process_image_collapse_into_one_file_without_invented_fields() -> None:
+def test_example_file_and_process_image_collapse_into_one_artifact_without_invented_fields() -> None:
+    from connector.artifacts import build_artifacts
+
     files = evidence_files(example_alert()["evidence"])
-    assert files == [{
+    mstest = {
         "sha1": "5f1e8acedc065031aad553b710838eb366cfee9a",
         "sha256": "8963a19fb992ad9a76576c5638fd68292cffb9aaac29eb8285f9abf6196a7dec",
         "size": 6136392, "filePublisher": "Microsoft Corporation",
         "fileName": "MsSense.exe", "filePath": "C:\\Program Files\\temp",
-    }]
+    }
+    assert files == [mstest, mstest]  # the file evidence, then the process's image file
+    mapped = build_artifacts("da637578995287051192_756343937", files)
+    assert len(mapped.artifacts) == 1 and mapped.summary["duplicates_collapsed"] == 1
+    cef = mapped.artifacts[0]["cef"]
+    assert cef["fileName"] == "MsSense.exe" and cef["fileSize"] == 6136392
+    assert not {"fileHashMd5", "signer", "issuer", "signerHash", "isValidCertificate", "globalPrevalence"} & set(cef)
 
 
 def test_hostile_and_malformed_evidence_is_skipped_or_kept_verbatim() -> None:
@@ -40,8 +48,8 @@ def test_hostile_and_malformed_evidence_is_skipped_or_kept_verbatim() -> None:
         {"@odata.type": "#microsoft.graph.security.ipEvidence", "ipAddress": "203.0.113.7"},
     ]
     files = evidence_files(evidence)
-    assert files == [{"fileName": hostile, "md5": "AB" * 16, "signer": "Contoso Ltd",
-                      "filePath": "C:\\Users\\m.müller"}]
+    assert files == [{"fileName": hostile, "md5": "AB" * 16},
+                     {"md5": "ab" * 16, "signer": "Contoso Ltd", "filePath": "C:\\Users\\m.müller"}]
     assert evidence_files({"not": "a list"}) == []
 
 
@@ -105,6 +113,7 @@ def test_action_with_graph_source_maps_evidence_to_the_same_artifacts(simulator:
     file_hashes = {e["fileDetails"]["sha256"] for e in result.data if e["@odata.type"] == FILE}
     assert {a["cef"].get("fileHashSha256") for a in result.artifacts} == file_hashes
     assert result.summary["distinct_files"] == len(file_hashes)
+    assert result.summary["duplicates_collapsed"] >= 1  # the process image repeats a file evidence
     for artifact in result.artifacts:
         assert "signerHash" not in artifact["cef"] and "isValidCertificate" not in artifact["cef"]
         assert artifact["source_data_identifier"].startswith(f"mde:{DA_ALERT_ID}:file:")
@@ -323,3 +332,29 @@ def test_watch_with_graph_source_runs_the_triage_playbook_on_graph_evidence(fres
     store = Store.open(tmp_path / "state")
     artifacts = [a for alert_id in report["processed"] for a in store.artifacts(alert_id)]
     assert artifacts and all(a["source_data_identifier"].startswith("mde:") for a in artifacts)
+
+
+def test_hostile_graph_evidence_yields_clean_artifacts_and_is_stored(fresh_simulator, tmp_path) -> None:
+    from connector.actions import ActionContext, run_action
+    from connector.runtime.store import Store
+    from connector.simulator import ScriptedResponse
+
+    sim = fresh_simulator()
+    name = "inv\u202eoice\x1b]0;pwn\x07<script>{{container.alert_id}}\u0085.exe"
+    body = (
+        '{"id": "da1_1", "evidence": [{"@odata.type": "#microsoft.graph.security.fileEvidence", "fileDetails": '
+        '{"sha1": 12345, "sha256": "' + "ab" * 32 + '", "fileSize": NaN, "fileName": ' + json.dumps(name)
+        + ', "signer": {"nested": [1, 2]}}}, {"@odata.type": "#microsoft.graph.security.processEvidence", '
+        '"imageFile": {"sha256": "' + "AB" * 32 + '", "fileSize": 4096, "filePath": "C:\\\\\\u00fcml\\\\\\ud800"}}]}'
+    ).encode()
+    sim.script(ScriptedResponse(200, body=body, path_contains="/v1.0/security/alerts_v2"))
+    cfg = make_config(_graph_values(sim), tmp_path)
+    result = run_action("get_alert_related_files", {"alert_id": "da1_1"},
+                        ActionContext(config=cfg, store=Store.open(cfg.state_dir)))
+    assert result.status == "success", result.message
+    assert len(result.artifacts) == 1
+    cef = result.artifacts[0]["cef"]
+    assert cef["fileHashSha256"] == "ab" * 32 and cef["fileSize"] == 4096
+    assert "fileHashSha1" not in cef and "signer" not in cef
+    assert result.summary["dropped_values"] >= 2
+    assert Store.open(cfg.state_dir).artifacts("da1_1")
