@@ -137,17 +137,23 @@ def enrich_files(files: list[dict[str, Any]], lookup: Callable[[str], Mapping[st
     """Fill the fields Graph lacks from ``lookup(sha1)`` (the Defender File),
     in place, never overwriting what Graph sent.
 
-    Returns summary keys: ``enriched_files`` (files that gained a field) and,
+    Each sha1 is looked up once. Returns summary keys: ``enriched_files``
+    (file records that gained a field) and,
     when the Defender API refused the lookups, ``enrichment_error`` (one
     sentence); a file Defender does not know is left as Graph sent it.
     """
     enriched = 0
+    known: dict[str, Mapping[str, Any] | None] = {}  # one lookup per file, not per evidence record
     for record in files:
         sha1 = record.get("sha1")
         if not isinstance(sha1, str):
             continue
+        key = sha1.lower()
         try:
-            found = lookup(sha1)
+            if key not in known:
+                known[key] = None
+                known[key] = lookup(sha1)
+            found = known[key]
         except NotFoundError:
             continue
         except ConnectorError as err:

@@ -53,7 +53,7 @@ def test_hostile_and_malformed_evidence_is_skipped_or_kept_verbatim() -> None:
     assert evidence_files({"not": "a list"}) == []
 
 
-def test_enrichment_fills_only_absent_fields_and_counts_files() -> None:
+def test_enrichment_fills_only_absent_fields_once_per_file_and_counts_files() -> None:
     files = [{"sha1": "a" * 40, "signer": "Graph"}, {"sha1": "b" * 40}, {"md5": "c" * 32}]
     defender = {"a" * 40: {"signer": "Defender", "signerHash": "d" * 40, "isValidCertificate": True,
                            "globalPrevalence": 3, "determinationType": None}}
@@ -64,7 +64,15 @@ def test_enrichment_fills_only_absent_fields_and_counts_files() -> None:
             raise NotFoundError("no such file")
         return defender[sha1]
 
-    assert enrich_files(files, lookup) == {"enriched_files": 1}
+    files.append({"sha1": "A" * 40})  # the same file again, as a process's image
+    asked: list[str] = []
+
+    def counting_lookup(sha1: str) -> Any:
+        asked.append(sha1.lower())
+        return lookup(sha1.lower())
+
+    assert enrich_files(files, counting_lookup) == {"enriched_files": 2}
+    assert sorted(asked) == ["a" * 40, "b" * 40]
     assert files[0] == {"sha1": "a" * 40, "signer": "Graph", "signerHash": "d" * 40,
                         "isValidCertificate": True, "globalPrevalence": 3}
     assert files[1] == {"sha1": "b" * 40}
