@@ -138,11 +138,11 @@ def enrich_files(files: list[dict[str, Any]], lookup: Callable[[str], Mapping[st
     in place, never overwriting what Graph sent.
 
     Each sha1 is looked up once. Returns summary keys: ``enriched_files``
-    (file records that gained a field) and,
+    (distinct files, by sha1, that gained a field) and,
     when the Defender API refused the lookups, ``enrichment_error`` (one
     sentence); a file Defender does not know is left as Graph sent it.
     """
-    enriched = 0
+    enriched: set[str] = set()
     known: dict[str, Mapping[str, Any] | None] = {}  # one lookup per file, not per evidence record
     for record in files:
         sha1 = record.get("sha1")
@@ -159,16 +159,14 @@ def enrich_files(files: list[dict[str, Any]], lookup: Callable[[str], Mapping[st
         except ConnectorError as err:
             # A missing permission or an exhausted budget fails every lookup
             # alike: stop and say so instead of repeating the error per file.
-            return {"enriched_files": enriched, "enrichment_error": err.sentence()}
+            return {"enriched_files": len(enriched), "enrichment_error": err.sentence()}
         if not isinstance(found, Mapping):
             continue
-        added = False
-        for key in ENRICHED_KEYS:
-            if key not in record and _clean(found.get(key)) is not None:
-                record[key] = found[key]
-                added = True
-        enriched += added
-    return {"enriched_files": enriched}
+        for field in ENRICHED_KEYS:
+            if field not in record and _clean(found.get(field)) is not None:
+                record[field] = found[field]
+                enriched.add(key)
+    return {"enriched_files": len(enriched)}
 
 
 def _graph_error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:

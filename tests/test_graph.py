@@ -71,7 +71,7 @@ def test_enrichment_fills_only_absent_fields_once_per_file_and_counts_files() ->
         asked.append(sha1.lower())
         return lookup(sha1.lower())
 
-    assert enrich_files(files, counting_lookup) == {"enriched_files": 2}
+    assert enrich_files(files, counting_lookup) == {"enriched_files": 1}  # one distinct file, twice
     assert sorted(asked) == ["a" * 40, "b" * 40]
     assert files[0] == {"sha1": "a" * 40, "signer": "Graph", "signerHash": "d" * 40,
                         "isValidCertificate": True, "globalPrevalence": 3}

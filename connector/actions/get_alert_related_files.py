@@ -68,7 +68,8 @@ def _from_graph(params: dict[str, Any], context: Any) -> ActionResult:
     summary = {**mapped.summary, **extra}
     message = _message(alert_id, summary)
     if "enriched_files" in extra:
-        message += f" {extra['enriched_files']} of {len(files)} files were enriched from the Defender API."
+        message += (f" {extra['enriched_files']} of {summary.get('distinct_files', len(files))} files were "
+                    "enriched from the Defender API.")
     if "enrichment_error" in extra:
         message += " Enrichment stopped: " + str(extra["enrichment_error"])
     return ActionResult(
