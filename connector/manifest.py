@@ -182,6 +182,8 @@ class Manifest:
         self.configuration_schema: dict[str, Any] = raw["configuration"]
         self.clouds: dict[str, dict[str, Any]] = raw["clouds"]
         self.http: dict[str, Any] = raw["http"]
+        # The APIs an instance may read (configuration key "source"); optional.
+        self.sources: dict[str, dict[str, Any]] = raw.get("sources") or {}
         self.actions: list[ActionSpec] = [ActionSpec(a, manifest=self) for a in raw["actions"]]
         self._by_key: dict[str, ActionSpec] = {}
         for spec in self.actions:
@@ -270,6 +272,13 @@ class ActionSpec:
         self.table_columns: list[tuple[str, str]] = [(o["data_path"], o["column_name"]) for o in ordered]
         self._validator: Any = None
         self._params_schema: dict[str, Any] | None = None
+
+    def output_paths_for(self, source: str, *, enriched: bool = False) -> frozenset[str]:
+        """The output paths an instance reading ``source`` (``defender`` or
+        ``graph``) produces; ``enriched`` (``enrich_files``) adds the
+        ``<source>_enriched`` ones. An output without ``sources`` belongs to all."""
+        wanted = {source, f"{source}_enriched"} if enriched else {source}
+        return frozenset(o["data_path"] for o in self.outputs if wanted & set(o.get("sources") or wanted))
 
     # -- validation ----------------------------------------------------------
 

@@ -119,7 +119,7 @@ def test_corrupt_token_cache_is_replaced(simulator, tmp_path) -> None:
     [
         ({"client_secret": "Wrong~secret-value-0123456789"}, "AADSTS7000215", "Secret ID"),
         ({"client_id": "99999999-8888-4777-8666-555555555555"}, "AADSTS700016", "client_id"),
-        ({"token_scope": "https://graph.microsoft.com/.default"}, None, "token_scope"),
+        ({"token_scope": "https://management.azure.com/.default"}, None, "token_scope"),
     ],
 )
 def test_entra_errors_carry_code_hint_and_correlation_id(simulator, tmp_path, override, code, hint) -> None:

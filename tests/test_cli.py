@@ -68,7 +68,7 @@ def test_every_declared_output_path_appears_in_a_real_result(capsys, config_file
             yield from values(node[head], rest)
 
     spec = load_manifest().action("get_alert_related_files")
-    missing = [p for p in spec.output_paths
+    missing = [p for p in spec.output_paths_for("defender")
                if not list(values({"action_result": result}, p.split(".")))]
     assert missing == []
 

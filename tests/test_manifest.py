@@ -240,7 +240,7 @@ def test_every_file_field_and_summary_key_produced_is_declared() -> None:
 def test_every_declared_path_appears_in_the_output_for_a_rich_fixture() -> None:
     result = produced_result(fixture("rich"))
     missing = []
-    for path in load_manifest().action(ACTION).output_paths:
+    for path in load_manifest().action(ACTION).output_paths_for("defender"):
         values = resolve(result, path.split(".")[1:])
         if not any(v is not None for v in values):
             missing.append(path)
@@ -248,7 +248,9 @@ def test_every_declared_path_appears_in_the_output_for_a_rich_fixture() -> None:
 
 
 def test_declared_file_fields_are_exactly_the_file_entity() -> None:
-    assert declared("action_result.data.*.") == set(FILE_FIELDS)
+    defender = load_manifest().action(ACTION).output_paths_for("defender")
+    assert {p.removeprefix("action_result.data.*.") for p in defender
+            if p.startswith("action_result.data.*.")} == set(FILE_FIELDS)
 
 
 def test_declared_data_types_match_the_documented_example() -> None:
@@ -342,6 +344,7 @@ def test_configuration_schema_declares_the_design_keys_with_descriptions() -> No
         "cloud": "commercial", "timeout_seconds": 30, "max_retries": 4, "retry_budget_seconds": 60,
         "max_retry_after_seconds": 30, "rate_per_minute": 100, "rate_per_hour": 1500, "max_pages": 100,
         "max_response_mb": 200,
+        "source": "defender", "enrich_files": False,
     }  # fmt: skip
 
 

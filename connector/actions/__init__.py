@@ -38,6 +38,7 @@ class ActionContext:
     progress: Callable[[str], None] = lambda message: None
     client_factory: Callable[[Any], Any] | None = None
     _client: Any = field(default=None, repr=False)
+    _enrichment: Any = field(default=None, repr=False)
 
     @property
     def client(self) -> Any:
@@ -45,10 +46,20 @@ class ActionContext:
             if self.client_factory is not None:
                 self._client = self.client_factory(self.config)
             else:
-                from connector.client import DefenderClient
+                from connector.graph import client_for
 
-                self._client = DefenderClient.from_config(self.config)
+                self._client = client_for(self.config)
         return self._client
+
+    @property
+    def enrichment_client(self) -> Any:
+        """A Defender API client for ``enrich_files`` with ``source: graph``
+        (the Defender API's own token scope and shared rate budget)."""
+        if self._enrichment is None:
+            from connector.client import DefenderClient
+
+            self._enrichment = DefenderClient.from_config(self.config)
+        return self._enrichment
 
 
 def run_action(name: str, params: dict[str, Any], context: ActionContext | None,

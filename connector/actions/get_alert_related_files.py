@@ -29,6 +29,8 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
     distinct file.
     """
     alert_id = params["alert_id"]
+    if getattr(context.client, "source", "defender") == "graph":
+        return _from_graph(params, context)
     context.progress(f"Fetching the files of alert {alert_id}")
     files = context.client.alert_files(alert_id, progress=lambda n: context.progress(f"{n} files received"))
     mapped = build_artifacts(alert_id, files)
@@ -39,5 +41,43 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
         parameter=params,
         data=files,
         summary=mapped.summary,
+        artifacts=mapped.artifacts,
+    )
+
+
+def _from_graph(params: dict[str, Any], context: Any) -> ActionResult:
+    """``source: graph``: the alert's evidence from ``alerts_v2`` -> the same
+    artifacts. ``data`` is the evidence as Graph sent it; with
+    ``enrich_files`` the Defender API fills what Graph lacks."""
+    from connector.graph import enrich_files, evidence_files
+
+    alert_id = params["alert_id"]
+    context.progress(f"Fetching the evidence of alert {alert_id} from Microsoft Graph")
+    evidence = context.client.alert_evidence(alert_id)
+    files = evidence_files(evidence)
+    extra: dict[str, Any] = {}
+    if context.config is not None and context.config.get("enrich_files", False) and files:
+        context.progress(f"Enriching {len(files)} files from the Defender API")
+        defender = context.enrichment_client
+
+        def lookup(sha1: str) -> Any:
+            return defender.get_json(f"/api/files/{sha1}", resource=f"File {sha1}", permission="File.Read.All")
+
+        extra = enrich_files(files, lookup)
+    mapped = build_artifacts(alert_id, files)
+    summary = {**mapped.summary, **extra}
+    message = _message(alert_id, summary)
+    if "enriched_files" in extra:
+        message += (f" {extra['enriched_files']} of {summary.get('distinct_files', len(files))} files were "
+                    "enriched from the Defender API.")
+    if "enrichment_error" in extra:
+        message += " Enrichment stopped: " + str(extra["enrichment_error"])
+    return ActionResult(
+        action=ACTION,
+        status="success",
+        message=message,
+        parameter=params,
+        data=evidence,
+        summary=summary,
         artifacts=mapped.artifacts,
     )

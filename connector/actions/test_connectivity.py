@@ -19,6 +19,8 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
     /api/alerts?$top=1`` when the app may read alerts. Reports which
     permissions are missing."""
     client = context.client
+    if getattr(client, "source", "defender") == "graph":
+        return _graph(params, context)
     context.progress(f"Requesting a token from {context.config.login_host}")
     fresh = getattr(client.tokens, "fresh_token", None)
     token = fresh() if fresh is not None else client.tokens.token()
@@ -57,6 +59,37 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
         status="success",
         message=f"Connected to {context.config.api_base_url} with a token from {context.config.login_host}; "
         f"the app has {', '.join(roles) or 'no application roles'}.{note}",
+        parameter=params,
+        summary=summary,
+    )
+
+
+def _graph(params: dict[str, Any], context: Any) -> ActionResult:
+    """``source: graph``: a Graph token, its ``SecurityAlert.Read.All`` role,
+    then ``GET /v1.0/security/alerts_v2?$top=1``."""
+    from connector.graph import GRAPH_PERMISSION
+
+    client = context.client
+    base = client.config.api_base_url
+    context.progress(f"Requesting a Microsoft Graph token from {context.config.login_host}")
+    roles = token_roles(client.tokens.token())
+    missing = [] if GRAPH_PERMISSION in roles or "SecurityAlert.ReadWrite.All" in roles else [GRAPH_PERMISSION]
+    summary: dict[str, Any] = {"token_acquired": True, "roles": roles, "missing_permissions": missing,
+                               "api_reachable": False, "api_base_url": base}
+    if missing:
+        raise ForbiddenError(
+            f"A Microsoft Graph token was issued, but the app lacks the {GRAPH_PERMISSION} permission that the "
+            "graph source needs.",
+            hint=f"Add the Microsoft Graph application permission {GRAPH_PERMISSION} and grant admin consent.",
+        )
+    context.progress(f"Calling {base}")
+    next(client.list_alerts({"$top": "1"}), None)
+    summary["api_reachable"] = True
+    return ActionResult(
+        action=ACTION,
+        status="success",
+        message=f"Connected to Microsoft Graph at {base} with a token from {context.config.login_host}; "
+        f"the app has {', '.join(roles) or 'no application roles'}.",
         parameter=params,
         summary=summary,
     )

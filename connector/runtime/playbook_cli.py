@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     val = sub.add_parser("validate", help="check playbook files as an editor would before saving")
     val.add_argument("files", nargs="*", metavar="FILE", help="playbook JSON files (default: the shipped ones)")
     val.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+    val.add_argument("--source", choices=["defender", "graph"],
+                     help="accept only the action outputs this API source yields (default: every declared output)")
+    val.add_argument("--enrich-files", action="store_true",
+                     help="with --source graph: also the fields enrich_files adds")
 
     run_p = sub.add_parser("run", help="run a playbook against an alert's container")
     run_p.add_argument("playbook", metavar="FILE", help="playbook file, or the name of a shipped playbook")
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Run a ``playbook`` subcommand; returns the exit code."""
     command = getattr(args, "playbook_command", None)
     if command == "validate":
-        return _validate(args.files)
+        return _validate(args.files, getattr(args, "source", None), getattr(args, "enrich_files", False))
     if command == "run":
         return _run(args)
     if command == "list":
@@ -62,7 +66,7 @@ def _shipped_files() -> list[Path]:
     return sorted(folder.glob("*.json"))
 
 
-def _validate(files: list[str]) -> int:
+def _validate(files: list[str], api_source: str | None = None, enriched: bool = False) -> int:
     from connector.runtime.playbooks import validate_playbook_file
 
     paths = [Path(f) for f in files] if files else _shipped_files()
@@ -70,7 +74,7 @@ def _validate(files: list[str]) -> int:
         raise ConfigError("There are no playbooks to validate.", hint="Pass playbook files.")
     invalid = 0
     for path in paths:
-        problems = validate_playbook_file(path)
+        problems = validate_playbook_file(path, api_source=api_source, enriched=enriched)
         if problems:
             invalid += 1
             for problem in problems:

@@ -213,8 +213,10 @@ def parse_playbook(text: str, *, source: str, manifest: Any = None) -> Playbook:
     return _build(data, source)
 
 
-def validate_playbook_file(path: str | Path, *, manifest: Any = None) -> list[Problem]:
-    """Every problem of the playbook file at ``path`` (empty when valid)."""
+def validate_playbook_file(path: str | Path, *, manifest: Any = None,
+                           api_source: str | None = None, enriched: bool = False) -> list[Problem]:
+    """Every problem of the playbook file at ``path`` (empty when valid);
+    ``api_source``/``enriched`` as in :func:`validate_playbook`."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -224,7 +226,8 @@ def validate_playbook_file(path: str | Path, *, manifest: Any = None) -> list[Pr
         reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
         return [Problem(p.name, f"the file cannot be read: {reason}.")]
     data, problems = _parse_json(text, p.name)
-    return problems or validate_playbook(data, source=p.name, manifest=manifest)
+    return problems or validate_playbook(data, source=p.name, manifest=manifest, api_source=api_source,
+                                         enriched=enriched)
 
 
 def _error(problems: list[Problem]) -> PlaybookError:
@@ -289,8 +292,13 @@ def playbook_schema() -> dict[str, Any]:
     return _SCHEMA_CACHE[0]
 
 
-def validate_playbook(data: Any, *, source: str, manifest: Any = None) -> list[Problem]:
+def validate_playbook(data: Any, *, source: str, manifest: Any = None,
+                      api_source: str | None = None, enriched: bool = False) -> list[Problem]:
     """Every problem of a parsed playbook (empty list: valid).
+
+    ``api_source`` (``defender`` or ``graph``, the configuration key
+    ``source``) limits action outputs to those that source yields, with
+    ``enriched`` for ``enrich_files``; None accepts every declared output.
 
     ``source`` names the playbook in messages (usually the file name);
     ``manifest`` defaults to the packaged one. Schema problems are reported
@@ -303,7 +311,7 @@ def validate_playbook(data: Any, *, source: str, manifest: Any = None) -> list[P
         from connector.manifest import load_manifest
 
         manifest = load_manifest()
-    return _semantic_problems(data, source, manifest)
+    return _semantic_problems(data, source, manifest, api_source=api_source, enriched=enriched)
 
 
 def _schema_problems(data: Any, source: str) -> list[Problem]:
@@ -417,19 +425,24 @@ def find_references(value: Any) -> Iterator[tuple[str, Reference | None]]:
             yield from find_references(v)
 
 
-def action_outputs(spec: Any) -> dict[str, Output]:
+def action_outputs(spec: Any, api_source: str | None = None, enriched: bool = False) -> dict[str, Output]:
     """An action's declared outputs as reference paths (``action_result.``
-    removed): ``{"summary.unsigned": Output("numeric"), ...}``."""
+    removed): ``{"summary.unsigned": Output("numeric"), ...}``; with
+    ``api_source``, only those that source yields."""
     out: dict[str, Output] = {}
+    kept = spec.output_paths_for(api_source, enriched=enriched) if api_source else None
     for o in spec.outputs:
         path = str(o["data_path"])
+        if kept is not None and path not in kept:
+            continue
         if path.startswith("action_result."):
             path = path[len("action_result."):]
         out[path] = Output(str(o.get("data_type", "string")), tuple(o.get("contains") or ()))
     return out
 
 
-def _semantic_problems(data: dict[str, Any], source: str, manifest: Any) -> list[Problem]:
+def _semantic_problems(data: dict[str, Any], source: str, manifest: Any, *,
+                       api_source: str | None = None, enriched: bool = False) -> list[Problem]:
     problems: list[Problem] = []
 
     def report(step: str | None, message: str) -> None:
@@ -482,7 +495,7 @@ def _semantic_problems(data: dict[str, Any], source: str, manifest: Any) -> list
                 spec = manifest.action(step["action"])
             except Exception:  # noqa: BLE001 - InputError: unknown action, reported below
                 spec = None
-            outputs[sid] = action_outputs(spec) if spec is not None else {}
+            outputs[sid] = action_outputs(spec, api_source, enriched) if spec is not None else {}
         else:
             outputs[sid] = BUILTIN_OUTPUTS[step["type"]]
 

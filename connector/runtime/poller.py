@@ -77,7 +77,8 @@ QUARANTINE_ATTEMPTS = 3
 #: (characters of JSON); larger ones are recorded without it.
 QUARANTINE_BODY_LIMIT = 1_000_000
 
-FIELDS = ("alertCreationTime", "lastUpdateTime")
+# Defender API names, then Microsoft Graph alerts_v2 names (source: graph).
+FIELDS = ("alertCreationTime", "lastUpdateTime", "createdDateTime", "lastUpdateDateTime")
 SEEN_RETENTION = timedelta(days=2)
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,7})\d*)?(Z|[+-]00:?00)?$")
 _SEVERITY = {"high": "high", "medium": "medium", "low": "low", "informational": "informational",

@@ -50,8 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how far back the first run looks (default 24h)")
     parser.add_argument("--overlap", default="10m", metavar="DURATION",
                         help="re-read this far behind the watermark for alerts Defender shows late (default 10m)")
-    parser.add_argument("--field", choices=["alertCreationTime", "lastUpdateTime"], default="alertCreationTime",
-                        help="timestamp the watermark follows (default alertCreationTime)")
+    parser.add_argument("--field", choices=["alertCreationTime", "lastUpdateTime", "createdDateTime",
+                                            "lastUpdateDateTime"], default="alertCreationTime",
+                        help="timestamp the watermark follows (default alertCreationTime; with source graph the "
+                        "Defender names map to createdDateTime and lastUpdateDateTime)")
+    parser.add_argument("--service-source", metavar="NAME",
+                        help="source graph only: take only alerts of this Graph serviceSource, e.g. "
+                        "microsoftDefenderForEndpoint (default: all sources)")
     parser.add_argument("--workers", type=int, default=2, help="parallel playbook runs (default 2)")
     parser.add_argument("--max-attempts", type=int, default=3,
                         help="attempts of a triggered playbook run that fails, across polls (default 3)")
@@ -64,16 +69,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted)")
 
 
+def _client_and_field(args: argparse.Namespace, config: Any) -> tuple[Any, str]:
+    """The client for the configured source and the watermark field in that
+    source's names (``--field`` may name either source's field)."""
+    from connector.client import DefenderClient
+    from connector.errors import ConfigError
+    from connector.graph import GraphClient, is_graph
+    from connector.manifest import load_manifest
+
+    sources = load_manifest().sources
+    source = "graph" if is_graph(config) else "defender"
+    other = "defender" if source == "graph" else "graph"
+    mine, theirs = sources[source]["time_fields"], sources[other]["time_fields"]
+    field = args.field
+    for kind, name in theirs.items():
+        if field == name:
+            field = mine[kind]
+    service_source = getattr(args, "service_source", None)
+    if source == "graph":
+        return GraphClient.from_config(config, service_source=service_source), field
+    if service_source:
+        raise ConfigError("--service-source applies only with source 'graph'; remove it or set source to graph.")
+    return DefenderClient.from_config(config), field
+
+
 def build_poller(args: argparse.Namespace, config: Any, stops: Any = None) -> Any:
     """A Poller wired to the configured client, store and playbooks; with
     ``stops`` (a StopSignals), its stop event and interruptible waits."""
     from connector.actions import ActionContext
-    from connector.client import DefenderClient
     from connector.runtime.poller import Poller, parse_duration
     from connector.runtime.store import Store
 
     store = Store.open(config.state_dir)
-    client = DefenderClient.from_config(config)
+    client, time_field = _client_and_field(args, config)
     if stops is not None:
         stops.interruptible(client)
     playbooks: list[Any] = []
@@ -87,7 +115,7 @@ def build_poller(args: argparse.Namespace, config: Any, stops: Any = None) -> An
         return ActionContext(config=config, store=store, client_factory=lambda _cfg: client)
 
     return Poller(client=client, store=store, context_factory=None if args.no_playbooks else context_factory,
-                  playbooks=playbooks, time_field=args.field, lookback=parse_duration(args.lookback),
+                  playbooks=playbooks, time_field=time_field, lookback=parse_duration(args.lookback),
                   overlap=parse_duration(args.overlap, "--overlap"),
                   page_size=args.page_size, workers=args.workers,
                   max_attempts=args.max_attempts, stop_event=stops.event if stops is not None else None)

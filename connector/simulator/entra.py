@@ -30,6 +30,9 @@ from .tls import b64url, key_id
 ROLE_FILES = "File.Read.All"
 ROLE_ALERTS = "Alert.Read.All"
 DEFAULT_ROLES = (ROLE_FILES, ROLE_ALERTS)
+#: Microsoft Graph application permissions: only tokens for the Graph audience carry them.
+GRAPH_ROLES = frozenset({"SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"})
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
 
 #: scope -> audience of the issued token
 ACCEPTED_SCOPES = {
@@ -37,6 +40,7 @@ ACCEPTED_SCOPES = {
     "https://securitycenter.onmicrosoft.com/windowsatpservice/.default": (
         "https://securitycenter.onmicrosoft.com/windowsatpservice"
     ),
+    "https://graph.microsoft.com/.default": "https://graph.microsoft.com",
 }
 ACCEPTED_AUDIENCES = tuple(ACCEPTED_SCOPES.values())
 DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
@@ -363,6 +367,13 @@ class TokenAuthority:
         raise bad(f"Client assertion failed signature validation. ({type(last_error).__name__})")
 
     # -- access tokens -------------------------------------------------------------
+    @staticmethod
+    def _roles_for(app: App, audience: str) -> list[str]:
+        # An app's roles belong to one resource each: a Graph token carries
+        # the Graph permissions, a Defender token the Defender ones.
+        graph = audience == GRAPH_AUDIENCE
+        return [r for r in app.roles if (r in GRAPH_ROLES) == graph]
+
     def mint(
         self,
         app: App,
@@ -388,7 +399,7 @@ class TokenAuthority:
             "idp": self.issuer,
             "oid": app.object_id,
             "rh": b64url(uuid.uuid4().bytes),
-            "roles": list(app.roles if roles is None else roles),
+            "roles": list(self._roles_for(app, audience) if roles is None else roles),
             "sub": app.object_id,
             "tid": self.tenant_id,
             "uti": b64url(uuid.uuid4().bytes)[:22],

@@ -269,7 +269,8 @@ class Simulator:
     ``base_url`` is known once started.
 
     The default app (``client_id``) has the roles File.Read.All and
-    Alert.Read.All and both credentials: ``client_secret`` and the
+    Alert.Read.All (and SecurityAlert.Read.All in its Microsoft Graph
+    tokens) and both credentials: ``client_secret`` and the
     certificate in ``client_cert_pem`` / ``client_cert_pfx``.
     """
 
@@ -289,7 +290,7 @@ class Simulator:
             App(
                 client_id=self.client_id,
                 secret=self.client_secret,
-                roles=DEFAULT_ROLES,
+                roles=(*DEFAULT_ROLES, "SecurityAlert.Read.All"),  # the Graph permission too
                 certificates=[self._material.client_certificate],
                 object_id=_derived_uuid(seed, "client-object"),
             )
@@ -781,7 +782,7 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 length = 0
             body = self.rfile.read(length) if length > 0 else b""
-        is_api = raw_path == "/api" or raw_path.startswith("/api/")
+        is_api = raw_path == "/api" or raw_path.startswith("/api/") or raw_path.startswith("/v1.0/")
         segments = raw_path.split("/")[1:]
         is_token = (
             self.command == "POST"
@@ -1028,6 +1029,12 @@ class _Handler(BaseHTTPRequestHandler):
         if claims is None:
             return _api_error(401, "Unauthorized", reason)
         client_id = str(claims.get("appid"))
+        if raw_path.startswith("/v1.0/"):  # Microsoft Graph: its own routes and limit
+            from . import graph
+
+            response = graph.handle(self, raw_path, query, claims)
+            response.client_id = client_id
+            return response
         wait = sim._limiter.acquire(client_id)
         if wait > 0:
             response = _api_error(
@@ -1047,6 +1054,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _route_api(self, raw_path: str, query: dict[str, str], claims: dict[str, Any]) -> _Response:
         segments = [unquote(s) for s in raw_path.split("/")[1:]]
         roles = set(claims.get("roles") or ())
+        if len(segments) == 3 and segments[1] == "files" and self.command == "GET":  # enrich_files
+            from . import graph
+
+            if ROLE_FILES not in roles:
+                return _api_error(403, "Forbidden", f"The application does not have {ROLE_FILES}.")
+            return graph.file_by_sha1(self.sim, segments[2])
         if len(segments) < 2 or segments[1] != "alerts" or len(segments) > 4:
             return _api_error(404, "NotFound", f"The path '{raw_path}' was not found.")
         if len(segments) == 4 and segments[3] != "files":
