@@ -116,16 +116,27 @@ def params_class(spec: ActionSpec) -> type[Params]:
 
 def _output_model(spec: ActionSpec, prefix: str, suffix: str) -> type[PermissiveActionOutput] | None:
     fields: dict[str, Any] = {}
+    nested: dict[str, str] = {}
     for out in spec.outputs:
         path = out["data_path"]
         if not path.startswith(prefix):
             continue
         key = path[len(prefix):]
-        if "." in key or out["data_type"] not in OUTPUT_TYPES:
-            continue  # nested or array-typed paths have no flat model field
+        if "." in key:
+            head, _, rest = key.partition(".")
+            if "*" not in key and "." not in rest:
+                nested[head] = prefix + head + "."  # an object's field, e.g. Graph's fileDetails.sha256
+            continue  # deeper or array-typed paths have no model field
+        if out["data_type"] not in OUTPUT_TYPES:
+            continue
         examples = [v for v in out.get("example_values", []) if v is not None] or None
         fields[key] = (OUTPUT_TYPES[out["data_type"]] | None, OutputField(
             cef_types=list(out.get("contains") or []) or None, example_values=examples))
+    for head, sub_prefix in nested.items():
+        title = "".join(part[:1].upper() + part[1:] for part in head.split("_"))
+        sub = _output_model(spec, sub_prefix, suffix + title)
+        if sub is not None and head not in fields:
+            fields[head] = (sub | None, None)
     if not fields:
         return None
     name = "".join(part.title() for part in spec.name.split("_")) + suffix
