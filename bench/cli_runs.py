@@ -9,7 +9,7 @@
   so a second baseline trusting the simulator's CA alone is reported too;
 - 50 sequential CLI runs from an empty state directory: how many token
   requests (and other sign-in requests) reached Entra ID;
-- ``python -X importtime``: the import time of ``connector.cli`` and of all
+- ``python -X importtime``: the import time of ``connector.cli.main`` and of all
   the modules one ``run`` imports.
 
 The configuration sets ``rate_time_scale`` so that the rate budget (100
@@ -167,8 +167,8 @@ def import_time(sim: SimProcess, repeats: int) -> dict[str, Any]:
         per_package: dict[str, list[float]] = {}
         requests_only: list[float] = []
         for _ in range(repeats):
-            tops = _importtime([sys.executable, "-X", "importtime", "-c", "import connector.cli"], env)
-            cli_only.append(tops.get("connector.cli", 0) / 1000)
+            tops = _importtime([sys.executable, "-X", "importtime", "-c", "import connector.cli.main"], env)
+            cli_only.append(tops.get("connector.cli.main", 0) / 1000)
             tops = _importtime([sys.executable, "-X", "importtime", "-c", "import requests"], env)
             requests_only.append(tops.get("requests", 0) / 1000)
             tops = _importtime(_cli(config, alert_id, "-X", "importtime"), env)

@@ -115,7 +115,7 @@ def git_revision() -> dict[str, Any]:
 
 def _serve(conn: Any, state_dir: str, options: dict[str, Any]) -> None:
     """Child process: run a Simulator and answer commands until 'stop'."""
-    from connector.simulator import EXAMPLE_FILE, Simulator, SimulatorOptions
+    from mde_simulator import EXAMPLE_FILE, Simulator, SimulatorOptions
 
     sim = Simulator(Path(state_dir), SimulatorOptions(**options)).start()
     conn.send({"base_url": sim.base_url, "ca_bundle": str(sim.ca_bundle), "config": sim.connector_config()})

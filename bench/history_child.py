@@ -23,9 +23,9 @@ def main() -> None:
 
     import connector
     from connector.actions import ActionContext, run_action
-    from connector.client import DefenderClient
     from connector.config import resolve
-    from connector.ratelimit import RateBudget
+    from connector.http.client import DefenderClient
+    from connector.http.ratelimit import RateBudget
     from connector.runtime.store import Store
 
     config = resolve({**spec["config"], "state_dir": spec["state_dir"]})

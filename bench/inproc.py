@@ -42,8 +42,8 @@ def make_context(values: dict[str, Any], state_dir: Path, time_scale: float,
     validated, store in ``state_dir``, client from the configuration on first
     use. ``sleep`` (if given) replaces the rate budget's sleep, to observe it."""
     from connector.actions import ActionContext
-    from connector.client import DefenderClient
     from connector.config import resolve
+    from connector.http.client import DefenderClient
     from connector.runtime.store import Store
 
     config = resolve(config_values(values, state_dir, time_scale))

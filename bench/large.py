@@ -34,7 +34,7 @@ def _child(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
 
 def run(sim: SimProcess, iterations: int) -> dict[str, Any]:
-    from connector.simulator import LARGE_ALERT_10K
+    from mde_simulator import LARGE_ALERT_10K
 
     sim.warm(LARGE_ALERT_10K)
     small = sim.add_alerts(1)[0]

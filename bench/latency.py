@@ -29,7 +29,7 @@ def run(sim: SimProcess, iterations: int, warmup: int) -> dict[str, Any]:
     import requests
 
     from connector.actions import run_action
-    from connector.client import alert_segment
+    from connector.http.client import alert_segment
 
     alert_id = sim.add_alerts(1)[0]
     url = f"{sim.base_url}/api/alerts/{alert_segment(alert_id)}/files"

@@ -33,7 +33,7 @@ def figures(r: dict[str, Any]) -> list[dict[str, Any]]:
                         cli["ratio_p50_vs_simulator_ca_only"], "(reported)", None))
     if "imports" in r:
         imp = r["imports"]
-        out.append(_fig("import time of connector.cli (-X importtime)", imp["import_connector_cli_ms"], "ms",
+        out.append(_fig("import time of connector.cli.main (-X importtime)", imp["import_connector_cli_ms"], "ms",
                         None, None, "(reported)", None))
         out.append(_fig("import time of everything one run imports (-X importtime)",
                         imp["imports_of_one_run_ms"], "ms", f"{imp['import_requests_alone_ms']} ms requests alone",

@@ -1,7 +1,7 @@
 """Microsoft Defender for Endpoint connector.
 
 The package is a SOAR plugin: ``manifest.json`` declares the connector, its
-configuration and its actions; :mod:`connector.cli` runs them; the embedded
+configuration and its actions; :mod:`connector.cli.main` runs them; the embedded
 runtime (:mod:`connector.runtime`) plays the platform's part offline.
 """
 

@@ -1,5 +1,5 @@
 """``python -m connector`` is the same as the ``mde-connector`` command."""
 
-from connector.cli import main
+from connector.cli.main import main
 
 raise SystemExit(main())

@@ -52,7 +52,7 @@ def documented_example() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One simulator on loopback for the session (default options)."""
-    from connector.simulator import Simulator
+    from mde_simulator import Simulator
 
     with Simulator(tmp_path_factory.mktemp("simulator")) as sim:
         yield sim
@@ -61,7 +61,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def fresh_simulator(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Factory for a simulator with custom options, stopped after the test."""
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     started: list[Any] = []
 
@@ -112,7 +112,7 @@ def no_sleep() -> NoSleep:
 def make_context(config: Any, *, sleeper: NoSleep | None = None, store: bool = True, **client_kwargs: Any) -> Any:
     """An ActionContext whose client uses the injected sleep/clock."""
     from connector.actions import ActionContext
-    from connector.client import DefenderClient
+    from connector.http.client import DefenderClient
     from connector.runtime.store import Store
 
     if sleeper is not None:
@@ -225,7 +225,7 @@ class Recorded:
 
 def _recording_identity() -> tuple[str, str]:
     """Tenant and client id the default-seed simulator had when recording."""
-    from connector.simulator import seeded_identity
+    from mde_simulator import seeded_identity
 
     return seeded_identity(7)
 
@@ -237,7 +237,7 @@ def recorded(request: pytest.FixtureRequest, record_mode: str, tmp_path: Path) -
     if record_mode == "none":
         yield Recorded(None, tmp_path / "state")
         return
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     marker = request.node.get_closest_marker("sim")
     sim = Simulator(tmp_path / "sim", SimulatorOptions(**(marker.kwargs if marker else {}))).start()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from connector import auth
-from connector.auth import TokenProvider, token_roles
 from connector.errors import AuthenticationError, ConfigError
-from connector.transport import build_session
+from connector.http import auth
+from connector.http.auth import TokenProvider, token_roles
+from connector.http.transport import build_session
 from tests.conftest import make_config
 
 
@@ -173,7 +173,7 @@ def test_ca_bundle_adds_to_the_public_roots(simulator, tmp_path: Path) -> None:
 
 
 def test_entra_unavailable_is_one_sentence(simulator, tmp_path) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     cfg = make_config(simulator.connector_config(), tmp_path)
     simulator.script(ScriptedResponse(503, path_contains="/oauth2/v2.0/token", times=5))

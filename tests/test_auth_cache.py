@@ -1,6 +1,6 @@
 """Cached tokens are read without msal, exactly as msal would serve them.
 
-``connector.cached_token.find_cached_token`` reads msal's persisted cache;
+``connector.http.cached_token.find_cached_token`` reads msal's persisted cache;
 msal stays the only writer. These tests check its rules (match, five-minute
 margin, refresh_on), hold its answers to msal's own on the same caches, and
 check that a new process with a valid cached token neither imports msal nor
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from connector.cached_token import EXPIRY_MARGIN_SECONDS, find_cached_token
+from connector.http.cached_token import EXPIRY_MARGIN_SECONDS, find_cached_token
 from tests.conftest import make_config
 
 CLIENT = "11111111-1111-1111-1111-111111111111"
@@ -166,8 +166,8 @@ def test_answers_match_msal_on_the_same_caches(simulator: Any) -> None:
 
 
 def test_a_new_process_uses_the_cached_token_without_msal(simulator: Any, tmp_path: Path) -> None:
-    from connector.auth import TokenProvider
-    from connector.transport import build_session
+    from connector.http.auth import TokenProvider
+    from connector.http.transport import build_session
 
     config = make_config(simulator.connector_config(), tmp_path / "state")
     token = TokenProvider(config, build_session(config)).token()  # msal fetches and persists it
@@ -176,8 +176,8 @@ def test_a_new_process_uses_the_cached_token_without_msal(simulator: Any, tmp_pa
     code = (
         "import sys\n"
         "from connector.config import load_config\n"
-        "from connector.auth import TokenProvider\n"
-        "from connector.transport import build_session\n"
+        "from connector.http.auth import TokenProvider\n"
+        "from connector.http.transport import build_session\n"
         f"config = load_config({str(config_file)!r})\n"
         "print(TokenProvider(config, build_session(config)).token())\n"
         "print('msal' in sys.modules)\n"
@@ -192,8 +192,8 @@ def test_a_new_process_uses_the_cached_token_without_msal(simulator: Any, tmp_pa
 
 
 def test_after_a_401_the_cached_token_is_not_served_again(simulator: Any, tmp_path: Path) -> None:
-    from connector.auth import TokenProvider
-    from connector.transport import build_session
+    from connector.http.auth import TokenProvider
+    from connector.http.transport import build_session
 
     config = make_config(simulator.connector_config(), tmp_path / "state")
     provider = TokenProvider(config, build_session(config))
@@ -247,8 +247,8 @@ UNUSABLE: dict[str, Any] = {
 
 
 def _provider(simulator: Any, state: Path) -> Any:
-    from connector import auth
-    from connector.transport import build_session
+    from connector.http import auth
+    from connector.http.transport import build_session
 
     auth._apps.clear()  # a new process: nothing in memory
     config = make_config(simulator.connector_config(), state)

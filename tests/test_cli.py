@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from connector import auth
-from connector.cli import main, render_rows, render_table
+from connector.cli.main import main, render_rows, render_table
+from connector.http import auth
 
 EXAMPLE = "636688558380765161_2136280442"
 

@@ -183,7 +183,7 @@ def test_a_private_configuration_or_one_without_a_secret_gets_no_warning(
 
 
 def test_the_cli_shows_the_warning_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     path = write(tmp_path, {**base(), "state_dir": str(tmp_path / "state")})
     path.chmod(0o644)

@@ -23,7 +23,7 @@ from connector.runtime.engine import (
     triggered_run_id,
 )
 from connector.runtime.playbooks import Playbook, load_playbook
-from connector.simulator import (
+from mde_simulator import (
     EMPTY_ALERT_ID,
     EXAMPLE_ALERT_ID,
     EXAMPLE_FILE,
@@ -403,7 +403,7 @@ def test_alert_title_holding_a_reference_is_noted_literally(context: Any) -> Non
 
 
 def test_cli_run_and_runs(simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     config = simulator.write_config(tmp_path / "config.json", state_dir=str(tmp_path / "state"))
     code = main(["playbook", "run", "triage_new_alert", "--alert-id", EXAMPLE_ALERT_ID,
@@ -437,7 +437,7 @@ def test_cli_run_and_runs(simulator: Any, tmp_path: Path, capsys: pytest.Capture
 
 
 def test_cli_run_invalid_playbook_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["playbook", "run", str(CASES / "cycle.json"), "--alert-id", "x_1"]) == 2
     err = capsys.readouterr().err
@@ -455,7 +455,7 @@ def test_shipped_playbook_documents_are_not_mutated_by_runs(context: Any) -> Non
 
 def test_runs_show_a_run_the_poller_queued_but_never_started(context: Any, sim_config: Any,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     run_id = "triage_new_alert:da638402718394857125_-1566320855"
     with context.store.transaction() as conn:

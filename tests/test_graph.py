@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ForbiddenError
-from connector.graph import GRAPH_PERMISSION, GraphClient, enrich_files, evidence_files, graph_config
+from connector.http.graph import GRAPH_PERMISSION, GraphClient, enrich_files, evidence_files, graph_config
 from tests.conftest import FIXTURES, make_config
 
 FILE = "#microsoft.graph.security.fileEvidence"
@@ -112,7 +112,7 @@ def _action(simulator: Any, tmp_path: Path, alert_id: str, **extra: Any) -> Any:
 
 
 def test_action_with_graph_source_maps_evidence_to_the_same_artifacts(simulator: Any, tmp_path: Path) -> None:
-    from connector.simulator.data import DA_ALERT_ID
+    from mde_simulator.data import DA_ALERT_ID
 
     result = _action(simulator, tmp_path, DA_ALERT_ID)
     assert result.status == "success", result.message
@@ -129,7 +129,7 @@ def test_action_with_graph_source_maps_evidence_to_the_same_artifacts(simulator:
 
 
 def test_action_with_enrichment_fills_defender_fields_and_says_how_many(simulator: Any, tmp_path: Path) -> None:
-    from connector.simulator.data import DA_ALERT_ID
+    from mde_simulator.data import DA_ALERT_ID
 
     result = _action(simulator, tmp_path, DA_ALERT_ID, enrich_files=True)
     assert result.status == "success", result.message
@@ -209,7 +209,7 @@ def test_every_graph_declared_path_appears_in_a_graph_result_and_defender_only_p
 
 def test_watch_with_graph_source_takes_every_alert_exactly_once_through_pages(fresh_simulator, tmp_path,
                                                                               capsys) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
     from connector.runtime.poller import canonical_time
 
     sim = fresh_simulator()
@@ -232,7 +232,7 @@ def test_watch_with_graph_source_takes_every_alert_exactly_once_through_pages(fr
 
 
 def test_service_source_with_the_defender_source_is_refused_with_exit_2(simulator, tmp_path, capsys) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     cfg = simulator.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"))
     code = main(["watch", "--once", "--config", str(cfg), "--service-source", "microsoftDefenderForEndpoint"])
@@ -268,15 +268,15 @@ def test_playbook_validator_knows_which_outputs_each_source_yields() -> None:
 
 
 def test_shipped_playbooks_validate_for_both_sources(capsys) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["playbook", "validate", "--source", "graph"]) == 0
     assert main(["playbook", "validate", "--source", "defender"]) == 0
 
 
 def test_graph_429_honours_retry_after_and_errors_carry_graphs_request_id(fresh_simulator, tmp_path) -> None:
-    from connector.simulator import ScriptedResponse
-    from connector.simulator.data import DA_ALERT_ID
+    from mde_simulator import ScriptedResponse
+    from mde_simulator.data import DA_ALERT_ID
     from tests.conftest import NoSleep
 
     sim = fresh_simulator()
@@ -326,7 +326,7 @@ def test_test_connectivity_with_graph_checks_the_graph_token_and_alert_list(simu
 
 def test_watch_with_graph_source_runs_the_triage_playbook_on_graph_evidence(fresh_simulator, tmp_path,
                                                                             capsys) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
     from connector.runtime.store import Store
 
     sim = fresh_simulator()
@@ -345,7 +345,7 @@ def test_watch_with_graph_source_runs_the_triage_playbook_on_graph_evidence(fres
 def test_hostile_graph_evidence_yields_clean_artifacts_and_is_stored(fresh_simulator, tmp_path) -> None:
     from connector.actions import ActionContext, run_action
     from connector.runtime.store import Store
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     sim = fresh_simulator()
     name = "inv\u202eoice\x1b]0;pwn\x07<script>{{container.alert_id}}\u0085.exe"

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector import auth
-from connector.cli import main
-from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+from connector.cli.main import main
+from connector.http import auth
+from mde_simulator import EXAMPLE_FILE, ScriptedResponse
 from tests.strategies import hostile_text, json_values
 
 EXAMPLE = "636688558380765161_2136280442"
@@ -159,7 +159,7 @@ def test_json_output_keeps_api_control_characters_as_json_escapes(simulator: Any
 
 
 def _surrogate_result() -> Any:
-    from connector.runtime.result import ActionResult
+    from connector.sdk import ActionResult
 
     file = dict(EXAMPLE_FILE, signer="Contoso \ud800 Ltd.\x1b[2J", sha1="\udcff" * 3, size=float("nan"))
     return ActionResult(action=ACTION, message="1 file \ud800 related", parameter={"alert_id": EXAMPLE},
@@ -168,7 +168,7 @@ def _surrogate_result() -> Any:
 
 
 def test_result_holding_lone_surrogates_prints_as_json_on_a_utf8_stream() -> None:
-    from connector.cli import _emit
+    from connector.cli.main import _emit
 
     result = _surrogate_result()
     with utf8_streams() as streams:
@@ -179,7 +179,7 @@ def test_result_holding_lone_surrogates_prints_as_json_on_a_utf8_stream() -> Non
 
 
 def test_result_holding_lone_surrogates_prints_as_a_table_on_a_utf8_stream() -> None:
-    from connector.cli import _emit
+    from connector.cli.main import _emit
     from connector.manifest import load_manifest
 
     result = _surrogate_result()
@@ -190,9 +190,9 @@ def test_result_holding_lone_surrogates_prints_as_a_table_on_a_utf8_stream() -> 
 
 
 def test_failed_result_with_lone_surrogate_message_prints_one_escaped_line() -> None:
-    from connector.cli import _emit
+    from connector.cli.main import _emit
     from connector.errors import ApiError
-    from connector.runtime.result import ActionResult
+    from connector.sdk import ActionResult
 
     result = ActionResult.failure(ACTION, ApiError("Defender said \ud800\x1b[31m no."))
     with utf8_streams() as streams:
@@ -251,7 +251,7 @@ def test_playbook_run_json_is_strict(config_file: Path, tmp_path: Path) -> None:
 
 
 def test_render_run_escapes_every_field_of_the_record() -> None:
-    from connector.runtime.runs_cli import render_run
+    from connector.cli.runs import render_run
 
     record = {"id": "r\x1b1", "playbook": "p\u202e", "playbook_version": "1\x07", "container": "\ud800",
               "trigger": "manual\x9b", "status": "success", "message": "Ran on \x1b[2J\ud800.",
@@ -280,7 +280,7 @@ def test_watch_progress_line_escapes_the_alert_title(simulator: Any, config_file
 
 
 def test_demo_lines_are_escaped_line_by_line() -> None:
-    from connector.demo import _say
+    from connector.cli.demo import _say
 
     with utf8_streams() as streams:
         _say("Alert da\x1b[31m_1\nTitle \u202eexe \ud800")
@@ -300,7 +300,7 @@ def _terminal_safe(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.lists(cells, min_size=3, max_size=3), max_size=4), width=st.integers(20, 200))
 def test_any_api_values_render_as_terminal_safe_tables_and_cards(rows: list[list[Any]], width: int) -> None:
-    from connector.cli import render_cards, render_rows, render_table
+    from connector.cli.main import render_cards, render_rows, render_table
 
     headers = ["HASH", "SIGNER", "NAME"]
     for text in (render_table(headers, rows, width), render_cards(headers, rows, width),
@@ -321,9 +321,10 @@ def test_any_api_value_prints_as_strict_json_on_a_utf8_stream(value: Any) -> Non
 def test_verbose_log_lines_show_control_characters_escaped() -> None:
     import logging
 
-    from connector.cli import _RedactingFormatter
+    from connector.cli.main import _RedactingFormatter
 
-    record = logging.LogRecord("connector.client", logging.DEBUG, __file__, 1, "GET %s -> %s", ("/api/alerts/\x1b[2J",
+    record = logging.LogRecord("connector.http.client", logging.DEBUG, __file__, 1, "GET %s -> %s",
+                               ("/api/alerts/\x1b[2J",
                                "title \u202eexe \ud800"), None)
     text = _RedactingFormatter("%(message)s").format(record)
     assert text == "GET /api/alerts/\\x1b[2J -> title \\u202eexe \\ud800"

@@ -244,7 +244,7 @@ def test_validation_does_not_mutate_the_document() -> None:
 
 
 def test_cli_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["playbook", "validate", *map(str, SHIPPED)]) == 0
     out, err = capsys.readouterr()
@@ -253,14 +253,14 @@ def test_cli_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_validate_without_files_checks_the_shipped_playbooks(capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["playbook", "validate"]) == 0
     assert capsys.readouterr().out.strip() == "OK: 2 playbooks valid"
 
 
 def test_cli_validate_reports_each_problem_on_one_stderr_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     files = [SHIPPED[0], CASES / "misspelt_action.json", CASES / "malformed.json", CASES / "cycle.json"]
     assert main(["playbook", "validate", *map(str, files)]) == EXIT_INVALID
@@ -274,14 +274,14 @@ def test_cli_validate_reports_each_problem_on_one_stderr_line(capsys: pytest.Cap
 
 
 def test_cli_validate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["playbook", "validate", str(CASES / "nope.json")]) == EXIT_INVALID
     assert capsys.readouterr().err.strip() == "nope.json: the file does not exist; check the path."
 
 
 def test_cli_playbook_without_subcommand_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["playbook"]) == EXIT_INVALID
     err = capsys.readouterr().err

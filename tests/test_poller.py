@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connector import auth
-from connector.client import DefenderClient
 from connector.errors import ConfigError
+from connector.http import auth
+from connector.http.client import DefenderClient
 from connector.runtime.engine import load_shipped_playbooks
 from connector.runtime.poller import Poller, canonical_time, parse_since
 from connector.runtime.store import Store
@@ -95,7 +95,7 @@ def test_new_alerts_trigger_one_triage_run_each(fresh_simulator, tmp_path) -> No
     config = make_config(sim.connector_config(), tmp_path / "state")
     poller = make_poller(config)
     poller.poll_once(since=parse_since("1s"))  # start from now: only alerts added below
-    from connector.simulator import EXAMPLE_FILE
+    from mde_simulator import EXAMPLE_FILE
 
     new = [sim.add_alert(files=[EXAMPLE_FILE]) for _ in range(3)]
     report = poller.poll_once()
@@ -113,7 +113,7 @@ def test_pending_runs_left_by_a_crash_are_resumed(fresh_simulator, tmp_path) -> 
     config = make_config(sim.connector_config(), tmp_path / "state")
     poller = make_poller(config)
     poller.poll_once(since=parse_since("1s"))
-    from connector.simulator import EXAMPLE_FILE
+    from mde_simulator import EXAMPLE_FILE
 
     alert = sim.add_alert(files=[EXAMPLE_FILE])
     # Simulate a crash right after the container + pending run committed.
@@ -146,7 +146,7 @@ def test_unknown_field_is_refused() -> None:
 
 
 def test_watch_once_json_reports_alerts_and_checkpoint(fresh_simulator, tmp_path, capsys) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     sim = fresh_simulator()
     cfg = sim.write_config(tmp_path / "c.json", state_dir=str(tmp_path / "state"))
@@ -181,7 +181,7 @@ def test_an_alert_that_shows_up_late_behind_the_watermark_is_taken(fresh_simulat
 
 
 def test_a_triggered_run_that_failed_is_retried_on_later_polls_up_to_a_cap(fresh_simulator, tmp_path) -> None:
-    from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+    from mde_simulator import EXAMPLE_FILE, ScriptedResponse
 
     sim = fresh_simulator()
     config = make_config(sim.connector_config(max_retries=0), tmp_path / "state")

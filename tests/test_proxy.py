@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector import auth
 from connector.actions import run_action
+from connector.http import auth
 from tests.conftest import NoSleep, make_config, make_context
 
 

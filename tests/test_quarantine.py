@@ -335,9 +335,9 @@ def _hostile_page(now: datetime) -> bytes:
 
 def test_watch_reports_quarantined_and_implausible_alerts_and_quarantine_list_shows_them(
         fresh_simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector import auth
-    from connector.cli import main
-    from connector.simulator import ScriptedResponse
+    from connector.cli.main import main
+    from connector.http import auth
+    from mde_simulator import ScriptedResponse
 
     auth._apps.clear()
     sim = fresh_simulator()
@@ -368,7 +368,7 @@ def test_watch_reports_quarantined_and_implausible_alerts_and_quarantine_list_sh
 
 
 def test_quarantine_list_without_a_store_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     assert main(["quarantine", "list", "--state-dir", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr()[1]
@@ -377,9 +377,9 @@ def test_quarantine_list_without_a_store_is_one_sentence(tmp_path: Path, capsys:
 
 def test_a_related_file_with_lone_surrogates_is_stored_with_its_artifacts(
         fresh_simulator: Any, tmp_path: Path) -> None:
-    from connector import auth
     from connector.actions import run_action
-    from connector.simulator import EXAMPLE_ALERT_ID, EXAMPLE_FILE, ScriptedResponse
+    from connector.http import auth
+    from mde_simulator import EXAMPLE_ALERT_ID, EXAMPLE_FILE, ScriptedResponse
     from tests.conftest import make_config, make_context
 
     auth._apps.clear()
@@ -436,9 +436,9 @@ def test_any_alert_is_taken_in_or_quarantined_and_the_poll_goes_on(tmp_path_fact
 
 def test_a_page_nested_too_deeply_to_decode_ends_the_poll_with_one_sentence(
         fresh_simulator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector import auth
-    from connector.cli import main
-    from connector.simulator import ScriptedResponse
+    from connector.cli.main import main
+    from connector.http import auth
+    from mde_simulator import ScriptedResponse
 
     auth._apps.clear()
     sim = fresh_simulator()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connector.errors import RateLimitedError
-from connector.ratelimit import RateBudget
+from connector.http.ratelimit import RateBudget
 
 
 class FakeTime:

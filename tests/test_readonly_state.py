@@ -140,7 +140,7 @@ def test_listing_a_writable_older_store_still_brings_its_schema_up_to_date(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import sqlite3
 
-    from connector.cli import main
+    from connector.cli.main import main
 
     state = tmp_path / "state"
     state.mkdir(mode=0o700)

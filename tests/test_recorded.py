@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector import auth
 from connector.actions import run_action
+from connector.http import auth
 from tests.conftest import NoSleep, documented_example, make_context
 
 EXAMPLE = "636688558380765161_2136280442"
@@ -70,7 +70,7 @@ def test_rerun_adds_nothing_twice(recorded) -> None:
 
 
 def test_alert_without_files_succeeds_with_none(recorded) -> None:
-    from connector.simulator import EMPTY_ALERT_ID
+    from mde_simulator import EMPTY_ALERT_ID
 
     result, _ = files_action(recorded, EMPTY_ALERT_ID)
     assert result.status == "success"
@@ -80,7 +80,7 @@ def test_alert_without_files_succeeds_with_none(recorded) -> None:
 
 
 def test_duplicates_collapse_into_one_artifact(recorded) -> None:
-    from connector.simulator import DUPLICATES_ALERT_ID
+    from mde_simulator import DUPLICATES_ALERT_ID
 
     result, _ = files_action(recorded, DUPLICATES_ALERT_ID)
     assert result.ok
@@ -91,7 +91,7 @@ def test_duplicates_collapse_into_one_artifact(recorded) -> None:
 
 
 def test_non_ascii_text_is_kept(recorded) -> None:
-    from connector.simulator import UNICODE_ALERT_ID
+    from mde_simulator import UNICODE_ALERT_ID
 
     result, _ = files_action(recorded, UNICODE_ALERT_ID)
     assert result.ok
@@ -101,7 +101,7 @@ def test_non_ascii_text_is_kept(recorded) -> None:
 
 
 def test_sparse_files_leave_nulls_out(recorded) -> None:
-    from connector.simulator import SPARSE_ALERT_ID
+    from mde_simulator import SPARSE_ALERT_ID
 
     result, _ = files_action(recorded, SPARSE_ALERT_ID)
     assert result.ok
@@ -151,7 +151,7 @@ def test_wrong_secret_reports_aadsts_code_and_hint(recorded) -> None:
 
 
 def test_429_retry_after_is_honoured(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(429, headers={"Retry-After": "3"}))
     sleeper = NoSleep()
@@ -161,7 +161,7 @@ def test_429_retry_after_is_honoured(recorded) -> None:
 
 
 def test_server_errors_are_retried_with_backoff(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(500), ScriptedResponse(503))
     sleeper = NoSleep()
@@ -172,7 +172,7 @@ def test_server_errors_are_retried_with_backoff(recorded) -> None:
 
 
 def test_persistent_5xx_fails_as_api_error_with_correlation_id(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(503, times=10))
     sleeper = NoSleep()
@@ -183,7 +183,7 @@ def test_persistent_5xx_fails_as_api_error_with_correlation_id(recorded) -> None
 
 
 def test_proxy_html_error_page_is_named(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(502, action="html", times=10))
     result, _ = files_action(recorded, EXAMPLE, max_retries=1)
@@ -192,7 +192,7 @@ def test_proxy_html_error_page_is_named(recorded) -> None:
 
 
 def test_expired_token_is_refreshed_once(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(401))
     result, _ = files_action(recorded, EXAMPLE)
@@ -225,7 +225,7 @@ def test_next_link_pages_are_followed(recorded) -> None:
 
 
 def test_five_thousand_files(recorded) -> None:
-    from connector.simulator import LARGE_ALERT_5K
+    from mde_simulator import LARGE_ALERT_5K
 
     result, context = files_action(recorded, LARGE_ALERT_5K)
     assert result.ok

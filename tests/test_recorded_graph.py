@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from connector import auth
 from connector.actions import ActionContext, run_action
-from connector.graph import GRAPH_PERMISSION, GraphClient
+from connector.http import auth
+from connector.http.graph import GRAPH_PERMISSION, GraphClient
 from connector.runtime.store import Store
 from tests.conftest import NoSleep
 
@@ -64,7 +64,7 @@ def test_graph_unknown_alert_is_not_found_with_request_id(recorded) -> None:
 
 
 def test_graph_missing_permission_names_security_alert_read_all(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(403, path_contains="/v1.0/security/alerts_v2"))
     result, _ = graph_action(recorded, DA_ALERT_ID)
@@ -73,7 +73,7 @@ def test_graph_missing_permission_names_security_alert_read_all(recorded) -> Non
 
 
 def test_graph_429_retry_after_is_honoured(recorded) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     recorded.script(ScriptedResponse(429, headers={"Retry-After": "3"}, path_contains="/v1.0/security/alerts_v2"))
     result, sleeper = graph_action(recorded, DA_ALERT_ID)

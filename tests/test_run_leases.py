@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from connector import auth
+from connector.http import auth
 from connector.runtime.engine import load_shipped_playbooks, run_playbook, triggered_run_id
 from connector.runtime.poller import parse_since
 from connector.runtime.store import Store, new_owner, owner_alive, utc_now
-from connector.simulator import EXAMPLE_ALERT_ID, EXAMPLE_FILE
+from mde_simulator import EXAMPLE_ALERT_ID, EXAMPLE_FILE
 from tests.conftest import make_config, make_context
 from tests.test_poller import make_poller
 

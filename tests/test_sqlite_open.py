@@ -10,7 +10,7 @@ import pytest
 
 
 def _open_both(state: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
-    from connector.ratelimit import RateBudget
+    from connector.http.ratelimit import RateBudget
     from connector.runtime.store import Store
 
     barrier.wait(10)

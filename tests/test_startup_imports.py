@@ -13,7 +13,7 @@ import sys
 def _modules_after(argv: list[str]) -> set[str]:
     code = (
         "import sys\n"
-        "from connector.cli import main\n"
+        "from connector.cli.main import main\n"
         f"code = main({argv!r})\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
@@ -23,20 +23,20 @@ def _modules_after(argv: list[str]) -> set[str]:
 
 def test_actions_command_does_not_import_the_simulator() -> None:
     loaded = _modules_after(["actions"])
-    assert "connector.cli" in loaded
-    assert not {m for m in loaded if m.startswith("connector.simulator")}
-    assert "connector.demo" not in loaded
+    assert "connector.cli.main" in loaded
+    assert not {m for m in loaded if m.startswith("mde_simulator")}
+    assert "connector.cli.demo" not in loaded
 
 
 def test_a_run_with_invalid_input_imports_no_other_command() -> None:
     loaded = _modules_after(["run", "get_alert_related_files", "--param", "alert_id="])
     assert "connector.manifest" in loaded
-    assert not {m for m in loaded if m.startswith(("connector.simulator", "connector.runtime.watch_cli",
-                                                    "connector.runtime.playbook_cli", "connector.demo"))}
+    assert not {m for m in loaded if m.startswith(("mde_simulator", "connector.cli.watch",
+                                                    "connector.cli.playbook", "connector.cli.demo"))}
 
 
 def test_an_external_command_still_gets_its_options() -> None:
-    from connector.cli import build_parser
+    from connector.cli.main import build_parser
 
     args = build_parser("simulator").parse_args(["simulator", "--port", "0"])
     assert args.command == "simulator" and args.port == 0

@@ -203,7 +203,7 @@ def test_a_private_configuration_file_through_the_users_own_symlink_loads(tmp_pa
 @needs_root
 def test_the_cli_refuses_an_unsafe_configuration_in_one_sentence(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from connector.cli import main
+    from connector.cli.main import main
 
     path = config_file(tmp_path)
     os.chown(path, OTHER_UID, -1)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.transport import PinnedSession
+from connector.http.transport import PinnedSession
 
 API = "https://api.example.test/api/alerts/x/files"
 LOGIN = "https://login.example.test/tenant/oauth2/v2.0/token"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from connector.simulator import ScriptedResponse
-from connector.transport import DeadlineExceeded, PinnedSession, ResponseTooLarge, megabytes
+from connector.http.transport import DeadlineExceeded, PinnedSession, ResponseTooLarge, megabytes
+from mde_simulator import ScriptedResponse
 
 PATH = "/transport-limits/answer"
 HOSTILE = {"name": "\ud800\u202e{{7*7}}<b>\x1b[31m\x07", "size": 1.5, "items": list(range(50))}

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from connector.errors import ConfigError
-from connector.transport import trust_store
+from connector.http.transport import trust_store
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConnectorError, StoreError
-from connector.runtime.result import ActionResult
+from connector.sdk import ActionResult
 
 log = logging.getLogger("connector.actions")
 
@@ -46,7 +46,7 @@ class ActionContext:
             if self.client_factory is not None:
                 self._client = self.client_factory(self.config)
             else:
-                from connector.graph import client_for
+                from connector.http.graph import client_for
 
                 self._client = client_for(self.config)
         return self._client
@@ -56,7 +56,7 @@ class ActionContext:
         """A Defender API client for ``enrich_files`` with ``source: graph``
         (the Defender API's own token scope and shared rate budget)."""
         if self._enrichment is None:
-            from connector.client import DefenderClient
+            from connector.http.client import DefenderClient
 
             self._enrichment = DefenderClient.from_config(self.config)
         return self._enrichment

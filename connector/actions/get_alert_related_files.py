@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.artifacts import build_artifacts
-from connector.runtime.result import ActionResult
+from connector.sdk import ActionResult
 
 ACTION = "get_alert_related_files"
 
@@ -49,7 +49,7 @@ def _from_graph(params: dict[str, Any], context: Any) -> ActionResult:
     """``source: graph``: the alert's evidence from ``alerts_v2`` -> the same
     artifacts. ``data`` is the evidence as Graph sent it; with
     ``enrich_files`` the Defender API fills what Graph lacks."""
-    from connector.graph import enrich_files, evidence_files
+    from connector.http.graph import enrich_files, evidence_files
 
     alert_id = params["alert_id"]
     context.progress(f"Fetching the evidence of alert {alert_id} from Microsoft Graph")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.auth import token_roles
 from connector.errors import ForbiddenError
-from connector.runtime.result import ActionResult
+from connector.http.auth import token_roles
+from connector.sdk import ActionResult
 
 ACTION = "test_connectivity"
 REQUIRED = ["File.Read.All"]
@@ -67,7 +67,7 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
 def _graph(params: dict[str, Any], context: Any) -> ActionResult:
     """``source: graph``: a Graph token, its ``SecurityAlert.Read.All`` role,
     then ``GET /v1.0/security/alerts_v2?$top=1``."""
-    from connector.graph import GRAPH_PERMISSION
+    from connector.http.graph import GRAPH_PERMISSION
 
     client = context.client
     base = client.config.api_base_url

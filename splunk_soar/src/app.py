@@ -31,7 +31,7 @@ from soar_sdk.params import OnPollParams, Params
 from connector.actions import ActionContext, run_action
 from connector.config import Config, resolve
 from connector.errors import ConfigError, InputError, redact
-from connector.runtime.result import ActionResult
+from connector.sdk import ActionResult
 from connector.text import escape_text
 
 from . import ingest, models
@@ -180,7 +180,7 @@ def on_poll(params: OnPollParams, soar: SOARClient, asset: BaseAsset) -> Iterato
         config = connector_config(asset)
     except ConfigError as err:
         raise ActionFailure(err.sentence()) from None
-    from connector.client import DefenderClient
+    from connector.http.client import DefenderClient
 
     manual = params.is_manual_poll()
     outcome = ingest.PollOutcome()

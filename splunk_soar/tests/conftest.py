@@ -26,7 +26,7 @@ APP_DIR = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The connector's Defender + Entra ID simulator on loopback (TLS, own CA)."""
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     options = SimulatorOptions(rate_per_minute=1_000_000, rate_per_hour=10_000_000)
     with Simulator(tmp_path_factory.mktemp("sim"), options) as sim:
@@ -36,8 +36,8 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def sim(simulator: Any) -> Iterator[Any]:
     """The shared simulator with no scripted responses or faults left over."""
-    from connector import auth
-    from connector.simulator import Faults
+    from connector.http import auth
+    from mde_simulator import Faults
 
     simulator.clear_script()
     simulator.set_faults(Faults())

@@ -10,7 +10,7 @@ from typing import Any
 
 from connector.actions import ActionContext, run_action
 from connector.config import resolve
-from connector.simulator import EXAMPLE_ALERT_ID
+from mde_simulator import EXAMPLE_ALERT_ID
 
 APP_DIR = Path(__file__).resolve().parent.parent
 FILES = "get_alert_related_files"
@@ -107,7 +107,7 @@ def test_files_action_on_an_unknown_alert_fails_with_kind_not_found(soar: Any, a
 
 def test_files_action_forbidden_carries_kind_and_microsofts_correlation_id(
         soar: Any, asset: dict[str, Any], sim: Any) -> None:
-    from connector.simulator import ScriptedResponse
+    from mde_simulator import ScriptedResponse
 
     target = "5b0d8f7e-6a1f-4d55-9f0e-1c2b3a4d5e6f"
     sim.script(ScriptedResponse(403, path_contains="/files", body={"error": {

@@ -71,7 +71,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A simulator of the module's own: a poll of every alert spends much of
     the simulator's per-minute rate limit, which the session's simulator
     shares with other modules."""
-    from connector.simulator import Simulator
+    from mde_simulator import Simulator
 
     with Simulator(tmp_path_factory.mktemp("console-simulator")) as sim:
         yield sim
@@ -84,14 +84,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, simulator: Any) -> Iterator[
     serving it."""
     from connector.actions import ActionContext
     from connector.artifacts import build_artifacts
-    from connector.client import DefenderClient
     from connector.config import load_config
     from connector.console.app import ConsoleApp
     from connector.console.server import ConsoleServer
+    from connector.http.client import DefenderClient
     from connector.runtime.engine import load_shipped_playbooks
     from connector.runtime.poller import Poller
     from connector.runtime.store import Store
-    from connector.simulator import EXAMPLE_ALERT_ID
+    from mde_simulator import EXAMPLE_ALERT_ID
 
     root = tmp_path_factory.mktemp("console")
     config_path = simulator.write_config(root / "connector.json", state_dir=str(root / "state"))

@@ -10,8 +10,8 @@ import pytest
 
 
 def test_demo_ends_by_offering_the_console_on_its_own_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from connector import demo
-    from connector.cli import build_parser
+    from connector.cli import demo
+    from connector.cli.main import build_parser
     from connector.config import load_config
     from connector.console.app import ConsoleApp
     from connector.runtime.store import Store

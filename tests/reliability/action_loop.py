@@ -17,7 +17,7 @@ import sys
 
 def main() -> int:
     config, runs, *alert_ids = sys.argv[1:]
-    from connector.cli import main as cli_main
+    from connector.cli.main import main as cli_main
 
     codes: list[int] = []
     errors: list[str] = []

@@ -15,7 +15,7 @@ from tests.reliability.support import STATS
 @pytest.fixture(scope="session")
 def rsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A simulator shared by this suite; rate limits far away."""
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     options = SimulatorOptions(rate_per_minute=1_000_000, rate_per_hour=10_000_000)
     with Simulator(tmp_path_factory.mktemp("rsim"), options) as sim:
@@ -26,8 +26,8 @@ def rsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def sim(rsim: Any) -> Iterator[Any]:
     """The shared simulator with no scripted responses, faults or request log
     left over; each test's msal applications are its own."""
-    from connector import auth
-    from connector.simulator import Faults
+    from connector.http import auth
+    from mde_simulator import Faults
 
     rsim.clear_script()
     rsim.set_faults(Faults())
@@ -44,7 +44,7 @@ def own_sim(fresh_simulator: Any) -> Any:
     """A simulator of this test alone, for responses that are still being
     delayed when the client gives up: stopping it at teardown ends them, so
     their late request records never show up in another test's log."""
-    from connector import auth
+    from connector.http import auth
 
     auth._apps.clear()
     return fresh_simulator(rate_per_minute=1_000_000, rate_per_hour=10_000_000)

@@ -24,7 +24,7 @@ def _die() -> None:
 def main() -> int:
     point, sep, *args = sys.argv[1:]
     assert sep == "--"
-    from connector.cli import main as cli_main
+    from connector.cli.main import main as cli_main
     from connector.runtime.store import Store
 
     save, upsert = Store.save_action_result, Store.upsert_artifacts

@@ -17,7 +17,7 @@ def main() -> int:
     real = time.time
     offset = float(skew)
     time.time = lambda: real() + offset  # type: ignore[assignment]
-    from connector.cli import main as cli_main
+    from connector.cli.main import main as cli_main
 
     return cli_main(args)
 

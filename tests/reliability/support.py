@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from connector.simulator import EXAMPLE_ALERT_ID
+from mde_simulator import EXAMPLE_ALERT_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = EXAMPLE_ALERT_ID
@@ -72,7 +72,7 @@ def run_files(config: Any, alert_id: str = EXAMPLE, vt: VirtualTime | None = Non
     """Run get_alert_related_files in-process with injected time; returns
     (result, context)."""
     from connector.actions import ActionContext, run_action
-    from connector.client import DefenderClient
+    from connector.http.client import DefenderClient
     from connector.runtime.store import Store
 
     vt = vt or VirtualTime()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from connector.simulator import ScriptedResponse
+from mde_simulator import ScriptedResponse
 from tests.reliability.support import (
     EXAMPLE,
     FILES_PATH,
@@ -175,11 +175,11 @@ def test_retry_after_as_an_http_date_is_read_against_the_servers_date(sim: Any, 
                                                                       monkeypatch: Any) -> None:
     # This machine's clock is an hour behind Defender's: the Retry-After date
     # is 4 s after the response's Date header, not an hour and 4 s from now.
-    import connector.client
+    import connector.http.client
 
     count("faults")
     real = time.time
-    monkeypatch.setattr(connector.client, "time", _SkewedTime(real, -3600.0))
+    monkeypatch.setattr(connector.http.client, "time", _SkewedTime(real, -3600.0))
     when = email.utils.formatdate(real() + 4, usegmt=True)
     sim.script(api(429, headers={"Retry-After": when}))
     vt = VirtualTime()
@@ -267,7 +267,7 @@ def test_a_token_that_expired_between_calls_is_replaced_once(sim: Any, tmp_path:
     (entry,) = cache["AccessToken"].values()
     entry["secret"] = sim.issue_token(lifetime=-120)
     cache_file.write_text(json.dumps(cache))
-    from connector import auth
+    from connector.http import auth
 
     auth._apps.clear()  # a new process
     sim.reset_log()
@@ -368,7 +368,7 @@ def test_a_gzip_bomb_is_an_api_error_with_bounded_memory(sim: Any, tmp_path: Any
 
 
 def test_a_next_link_back_to_a_served_page_ends_paging_at_once(fresh_simulator: Any, tmp_path: Any) -> None:
-    from connector import auth
+    from connector.http import auth
 
     count("faults")
     auth._apps.clear()

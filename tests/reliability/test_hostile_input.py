@@ -27,11 +27,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from connector import auth
-from connector.cli import main
+from connector.cli.main import main
 from connector.errors import ConfigError, ConnectorError, PlaybookError
-from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+from connector.http import auth
 from connector.text import escape_text, finite
+from mde_simulator import EXAMPLE_FILE, ScriptedResponse
 from tests.reliability.support import (
     EXAMPLE,
     FILES_PATH,
@@ -80,7 +80,7 @@ alert_ids = (
 def hsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """This module's own simulator: no request another test left in flight
     can show up in its log."""
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     options = SimulatorOptions(rate_per_minute=1_000_000, rate_per_hour=10_000_000)
     with Simulator(tmp_path_factory.mktemp("hsim"), options) as simulator:
@@ -367,8 +367,8 @@ mutations = st.one_of(
 @example(mutation=("set", "state_dir", "\x00"))  # found by this test: a NUL once escaped as a ValueError
 def test_every_malformed_configuration_is_named(base_config: tuple[dict[str, Any], Path],
                                                 mutation: tuple[str, str, Any]) -> None:
-    from connector.client import DefenderClient
     from connector.config import load_config
+    from connector.http.client import DefenderClient
     from connector.runtime.store import Store
 
     count("hypothesis examples")
@@ -420,8 +420,8 @@ def test_every_malformed_configuration_is_named(base_config: tuple[dict[str, Any
 
 
 def test_state_dir_with_a_lone_surrogate_is_named(base_config: tuple[dict[str, Any], Path]) -> None:
-    from connector.client import DefenderClient
     from connector.config import load_config
+    from connector.http.client import DefenderClient
 
     values, tmp = base_config
     path = tmp / "surrogate.json"

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from connector.simulator import ROLE_ALERTS, ROLE_FILES, ScriptedResponse, make_client_certificate
+from mde_simulator import ROLE_ALERTS, ROLE_FILES, ScriptedResponse, make_client_certificate
 from tests.reliability.pki import CA
 from tests.reliability.support import EXAMPLE, FILES_PATH, cli_env, closed_port, count, run_cli
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.simulator import (
+from mde_simulator import (
     DUPLICATES_ALERT_ID,
     EMPTY_ALERT_ID,
     EXAMPLE_ALERT_ID,
@@ -38,7 +38,7 @@ ALERTS = [EXAMPLE_ALERT_ID, MALWARE_ALERT_ID, DUPLICATES_ALERT_ID, SPARSE_ALERT_
 
 def test_rate_time_scale_shortens_the_budget_windows(tmp_path: Path) -> None:
     # The manifest: "0.01 makes a minute last 0.6 s".
-    from connector.client import DefenderClient
+    from connector.http.client import DefenderClient
     from tests.conftest import make_config
 
     config = make_config({"tenant_id": "t", "client_id": "c", "client_secret": "s", "rate_time_scale": 0.01},
@@ -58,7 +58,7 @@ def _max_in_window(times: list[float], window: float) -> int:
 
 @pytest.mark.slow
 def test_four_action_processes_and_a_watcher_share_one_budget(tmp_path: Path) -> None:
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     options = SimulatorOptions(seed=13, rate_per_minute=PER_MINUTE, rate_per_hour=100_000, time_scale=TIME_SCALE,
                                live_interval=0.5)

@@ -31,8 +31,8 @@ ACK = "received; stopping after the current step."
 def limited(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
     """A simulator with 52 alerts and a config whose client-side rate budget
     allows a few calls a minute and lets a call wait for a slot."""
-    from connector import auth
-    from connector.simulator import Simulator, SimulatorOptions
+    from connector.http import auth
+    from mde_simulator import Simulator, SimulatorOptions
 
     auth._apps.clear()
     options = SimulatorOptions(rate_per_minute=1_000_000, rate_per_hour=10_000_000)

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from connector.simulator import ScriptedResponse
+from mde_simulator import ScriptedResponse
 from tests.reliability.support import EXAMPLE, assert_one_sentence, count, make_config, run_files
 
 SAFETY = 120.0
@@ -18,7 +18,7 @@ SAFETY = 120.0
 
 def run_connectivity(config: Any) -> Any:
     from connector.actions import ActionContext, run_action
-    from connector.client import DefenderClient
+    from connector.http.client import DefenderClient
     from connector.runtime.store import Store
 
     context = ActionContext(config=config, store=Store.open(config.state_dir),
@@ -27,7 +27,7 @@ def run_connectivity(config: Any) -> Any:
 
 
 def test_connectivity_with_a_wrong_secret_fails_even_with_a_valid_token_cached(sim: Any, tmp_path: Any) -> None:
-    from connector import auth
+    from connector.http import auth
 
     count("faults")
     state = tmp_path / "state"
@@ -75,8 +75,8 @@ def _stuck_on(sim: Any, path: str, action: Any) -> threading.Thread:
 
 
 def test_the_token_cache_lock_is_free_while_entra_trickles_its_answer(own_sim: Any, tmp_path: Any) -> None:
-    from connector.auth import TokenProvider
-    from connector.transport import build_session
+    from connector.http.auth import TokenProvider
+    from connector.http.transport import build_session
 
     count("faults")
     config = make_config(own_sim, tmp_path / "state", timeout_seconds=8)
@@ -106,9 +106,9 @@ def test_the_token_cache_lock_is_free_while_entra_trickles_its_answer(own_sim: A
 
 
 def test_the_application_table_lock_is_free_while_discovery_trickles(own_sim: Any, tmp_path: Any) -> None:
-    from connector import auth
-    from connector.auth import TokenProvider
-    from connector.transport import build_session
+    from connector.http import auth
+    from connector.http.auth import TokenProvider
+    from connector.http.transport import build_session
 
     count("faults")
     config = make_config(own_sim, tmp_path / "state", timeout_seconds=8)

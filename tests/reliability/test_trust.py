@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.simulator import EXAMPLE_FILE, ScriptedResponse
+from mde_simulator import EXAMPLE_FILE, ScriptedResponse
 from tests.reliability.pki import CA, listener
 from tests.reliability.support import (
     EXAMPLE,
@@ -85,7 +85,7 @@ def test_the_environment_cannot_turn_verification_off(sim: Any, tmp_path: Path) 
 
 
 def test_the_pinned_session_ignores_verify_false(tmp_path: Path, test_ca: CA) -> None:
-    from connector.transport import PinnedSession
+    from connector.http.transport import PinnedSession
 
     cert, key = CA("Someone else").issue(tmp_path)
     with listener(cert, key) as server:

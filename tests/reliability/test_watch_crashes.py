@@ -40,7 +40,7 @@ def _state(store: Store) -> tuple[int, int]:
 
 
 def test_watch_killed_at_random_points_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     rng = random.Random(SEED)
     options = SimulatorOptions(seed=11, live_interval=0.25, rate_per_minute=1_000_000, rate_per_hour=10_000_000)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connector.simulator import Simulator, SimulatorOptions
+from mde_simulator import Simulator, SimulatorOptions
 from tests.simulator.sim_helpers import Api, acquire
 
 

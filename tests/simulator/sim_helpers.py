@@ -11,7 +11,7 @@ from typing import Any
 import msal
 import requests
 
-from connector.simulator import Simulator
+from mde_simulator import Simulator
 
 SEED_PAGE = Path(__file__).resolve().parents[3] / "shared" / "seed" / "get-alert-related-files.en.md"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "documented_example.json"

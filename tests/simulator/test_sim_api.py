@@ -10,7 +10,7 @@ from urllib.parse import quote
 import jwt
 import pytest
 
-from connector.simulator import (
+from mde_simulator import (
     DA_ALERT_ID,
     DUPLICATES_ALERT_ID,
     EMPTY_ALERT_ID,

@@ -12,7 +12,7 @@ import msal
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from connector.simulator import (
+from mde_simulator import (
     LEGACY_TOKEN_SCOPE,
     Simulator,
     make_client_certificate,

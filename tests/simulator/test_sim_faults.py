@@ -10,8 +10,8 @@ import msal
 import pytest
 import requests
 
-from connector.simulator import EXAMPLE_ALERT_ID, Faults, ScriptedResponse, Simulator
-from connector.simulator.ratelimit import RateLimiter, format_retry_after
+from mde_simulator import EXAMPLE_ALERT_ID, Faults, ScriptedResponse, Simulator
+from mde_simulator.ratelimit import RateLimiter, format_retry_after
 from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 FILES = f"/api/alerts/{EXAMPLE_ALERT_ID}/files"

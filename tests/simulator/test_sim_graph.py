@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.simulator import Simulator
-from connector.simulator.data import DA_ALERT_ID, UNICODE_ALERT_ID
-from connector.simulator.graph import GRAPH_RATE_PER_MINUTE
+from mde_simulator import Simulator
+from mde_simulator.data import DA_ALERT_ID, UNICODE_ALERT_ID
+from mde_simulator.graph import GRAPH_RATE_PER_MINUTE
 
 from .sim_helpers import Api
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from connector.simulator import EXAMPLE_ALERT_ID, ScriptedResponse, Simulator
+from mde_simulator import EXAMPLE_ALERT_ID, ScriptedResponse, Simulator
 from tests.simulator.sim_helpers import Api, acquire
 
 FILES = f"/api/alerts/{EXAMPLE_ALERT_ID}/files"

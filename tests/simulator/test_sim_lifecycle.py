@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from connector.simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
-from connector.simulator import cli as sim_cli
-from connector.simulator.odata import now_ticks, parse_ticks
+from mde_simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
+from mde_simulator import cli as sim_cli
+from mde_simulator.odata import now_ticks, parse_ticks
 from tests.simulator.sim_helpers import Api, PinnedSession, acquire
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,7 +145,7 @@ def test_cli_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_runs_until_signalled(tmp_path: Path, sig: signal.Signals) -> None:
     code = (
         "import argparse, sys\n"
-        "from connector.simulator import cli\n"
+        "from mde_simulator import cli\n"
         "parser = argparse.ArgumentParser()\n"
         "cli.add_arguments(parser)\n"
         "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from connector.simulator.odata import ODataError, compile_filter, format_ticks, parse_ticks
+from mde_simulator.odata import ODataError, compile_filter, format_ticks, parse_ticks
 from tests.simulator.sim_helpers import Api
 
 

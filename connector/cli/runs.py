@@ -3,7 +3,7 @@
     mde-connector runs list [--alert-id X] [--state-dir D | --config F] [--output table|json]
     mde-connector runs show ID [--state-dir D | --config F] [--output table|json]
 
-Mounted by :mod:`connector.cli` (``add_arguments`` / ``run``); imports
+Mounted by :mod:`connector.cli.main` (``add_arguments`` / ``run``); imports
 nothing heavy at module level.
 """
 
@@ -70,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(dumps_output(runs))
         return EXIT_OK
-    from connector.cli import _cell, render_table
+    from connector.cli.main import _cell, render_table
 
     headers = ["RUN", "STATUS", "TRIGGER", "STARTED", "ALERT"]
     rows = [(r["id"], r["status"], r["trigger"], str(r["started_at"])[:19].replace("T", " "), r["container"])
@@ -103,7 +103,7 @@ def _show(args: argparse.Namespace) -> int:
 def render_run(record: dict[str, Any], width: int | None = None) -> str:
     """A run record for a terminal: what ran where, then one row per step;
     text from the record (alert ids and titles come from the API) escaped."""
-    from connector.cli import render_table
+    from connector.cli.main import render_table
 
     lines = [
         record.get("message") or f"Playbook run {record.get('id')}",

@@ -11,7 +11,7 @@ record; it exits 0 when the run succeeded, 1 when it failed. SIGTERM/SIGINT
 stop a run after the step in hand (its record says ``stopped``; waits for the
 rate budget end early) with exit 143/130. The run holds a lease while it
 executes, and ``watch`` never resumes a manual run. Mounted by
-:mod:`connector.cli` (``add_arguments`` / ``run``).
+:mod:`connector.cli.main` (``add_arguments`` / ``run``).
 """
 
 from __future__ import annotations
@@ -101,10 +101,10 @@ def _resolve_playbook(name: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from connector.actions import ActionContext
-    from connector.client import DefenderClient
+    from connector.cli.runs import render_run
     from connector.config import load_config
+    from connector.http.client import DefenderClient
     from connector.runtime.engine import run_playbook
-    from connector.runtime.runs_cli import render_run
     from connector.runtime.stopping import StopSignals
     from connector.runtime.store import Store, new_owner
 
@@ -139,7 +139,7 @@ def _list(args: argparse.Namespace) -> int:
         print(dumps_output([{"name": p.name, "version": p.version, "trigger": p.trigger,
                              "description": p.description, "file": p.source} for p in playbooks]))
         return EXIT_OK
-    from connector.cli import render_table
+    from connector.cli.main import render_table
 
     rows = [(p.name, p.version, p.trigger_type, p.description) for p in playbooks]
     print(render_table(["PLAYBOOK", "VERSION", "TRIGGER", "DESCRIPTION"], rows))

@@ -43,14 +43,14 @@ def _step(n: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when every step worked."""
     from connector.actions import ActionContext, run_action
-    from connector.cli import render_result, render_table
-    from connector.client import DefenderClient
+    from connector.cli.main import render_result, render_table
     from connector.config import ensure_private_dir, load_config
+    from connector.http.client import DefenderClient
     from connector.manifest import load_manifest
     from connector.runtime.engine import load_shipped_playbooks
     from connector.runtime.poller import Poller
     from connector.runtime.store import Store
-    from connector.simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
+    from mde_simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
 
     started = time.monotonic()
     state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="mde-connector-demo-"))

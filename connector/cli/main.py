@@ -24,13 +24,13 @@ from connector.text import dumps_output, escape_text
 # has ``add_arguments(parser)`` and ``run(args) -> int`` and imports nothing
 # heavy at module level.
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("connector.demo", "run the whole product against the built-in simulator (no tenant needed)"),
-    "simulator": ("connector.simulator.cli", "run the Defender + Entra ID simulator on loopback"),
-    "watch": ("connector.runtime.watch_cli", "trigger on new alerts: containers + playbook runs"),
-    "playbook": ("connector.runtime.playbook_cli", "validate or run playbooks"),
-    "runs": ("connector.runtime.runs_cli", "playbook run records in the local store"),
-    "quarantine": ("connector.runtime.quarantine_cli", "alerts the watcher could not take in"),
-    "console": ("connector.console.cli", "local web console: alerts, files, actions and the playbook editor"),
+    "demo": ("connector.cli.demo", "run the whole product against the built-in simulator (no tenant needed)"),
+    "simulator": ("mde_simulator.cli", "run the Defender + Entra ID simulator on loopback"),
+    "watch": ("connector.cli.watch", "trigger on new alerts: containers + playbook runs"),
+    "playbook": ("connector.cli.playbook", "validate or run playbooks"),
+    "runs": ("connector.cli.runs", "playbook run records in the local store"),
+    "quarantine": ("connector.cli.quarantine", "alerts the watcher could not take in"),
+    "console": ("connector.cli.console", "local web console: alerts, files, actions and the playbook editor"),
 }
 
 
@@ -289,7 +289,7 @@ def check_utf8(name: str, value: Any) -> None:
 def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     from connector.actions import ActionContext, run_action
     from connector.manifest import load_manifest
-    from connector.runtime.result import ActionResult
+    from connector.sdk import ActionResult
 
     name = action or args.action
     spec = None

@@ -44,9 +44,9 @@ from connector.errors import (
     TLSError,
     UnauthorizedError,
 )
-from connector.transport import DeadlineExceeded, ResponseTooLarge, megabytes
+from connector.http.transport import DeadlineExceeded, ResponseTooLarge, megabytes
 
-log = logging.getLogger("connector.client")
+log = logging.getLogger("connector.http.client")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -209,10 +209,10 @@ class DefenderClient:
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> DefenderClient:
         """The production wiring: pinned session, msal tokens, shared budget."""
-        from connector.auth import TokenProvider
+        from connector.http.auth import TokenProvider
+        from connector.http.ratelimit import RateBudget
+        from connector.http.transport import build_session
         from connector.manifest import load_manifest
-        from connector.ratelimit import RateBudget
-        from connector.transport import build_session
 
         manifest = load_manifest()
         session = kwargs.pop("session", None) or build_session(config)
@@ -357,7 +357,7 @@ class DefenderClient:
                     if settle is not None:
                         settle()
             except requests.exceptions.SSLError as exc:
-                from connector.transport import tls_reason
+                from connector.http.transport import tls_reason
 
                 host = urlsplit(url)
                 raise TLSError(

@@ -6,7 +6,7 @@ exactly as to Microsoft: real msal against ``authority_url`` (with
 ``instance_discovery=False``), real TLS verified against ``ca_bundle``, real
 sockets with keep-alive::
 
-    from connector.simulator import Simulator, SimulatorOptions
+    from mde_simulator import Simulator, SimulatorOptions
 
     with Simulator(tmp_path, SimulatorOptions(seed=7)) as sim:
         app = msal.ConfidentialClientApplication(
@@ -29,10 +29,10 @@ Rate limits (``rate_per_minute``, ``rate_per_hour``) are sliding windows per
 app on a clock sped up by ``time_scale``; a 429 carries ``Retry-After`` in
 real seconds: whole seconds rounded up (at least 1) at ``time_scale=1`` or for
 waits of a second or more, else a decimal rounded up to the millisecond (e.g.
-``0.25``). See :func:`connector.simulator.ratelimit.format_retry_after`.
+``0.25``). See :func:`mde_simulator.ratelimit.format_retry_after`.
 
 Well-known alert ids are the constants re-exported here from
-:mod:`connector.simulator.data`.
+:mod:`mde_simulator.data`.
 """
 
 from .data import (

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connector.cached_token import cache_problem, find_cached_token
 from connector.config import Config, ensure_private_dir
 from connector.errors import (
     ApiError,
@@ -42,9 +41,10 @@ from connector.errors import (
     register_secret,
 )
 from connector.fsguard import atomic_write
-from connector.transport import DeadlineExceeded, ResponseTooLarge, megabytes
+from connector.http.cached_token import cache_problem, find_cached_token
+from connector.http.transport import DeadlineExceeded, ResponseTooLarge, megabytes
 
-log = logging.getLogger("connector.auth")
+log = logging.getLogger("connector.http.auth")
 # msal logs a token response it cannot parse, body included, with a traceback.
 # Without a handler of its own that record would reach stderr through
 # logging's last-resort handler, unredacted; --verbose adds the CLI's
@@ -281,7 +281,7 @@ class TokenProvider:
                 hint="Check 'authority_url' and 'proxy'; Entra ID's answers are a few kilobytes.",
             )
         if isinstance(exc, requests.exceptions.SSLError):
-            from connector.transport import tls_reason
+            from connector.http.transport import tls_reason
 
             host = urlsplit(self.config.login_host).hostname or self.config.login_host
             return TLSError(
@@ -437,7 +437,7 @@ class TokenProvider:
 
     def _cached_token(self) -> str | None:
         """The token msal would serve from the persisted cache, read without
-        msal (:mod:`connector.cached_token`): a run that finds one neither
+        msal (:mod:`connector.http.cached_token`): a run that finds one neither
         imports msal nor sends the OIDC discovery request that building msal's
         application costs. None: ask msal, the cache's only writer."""
         text, _ = self._read_cache()  # replaced atomically: never half-written

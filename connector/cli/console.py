@@ -5,7 +5,7 @@
 Prints the URL to open (with a fresh access token) and serves until Ctrl-C.
 With a configuration, the console can run actions and playbooks; with only
 ``--state-dir`` it shows the store and edits playbooks, read-only otherwise.
-Mounted by :mod:`connector.cli` (``add_arguments`` / ``run``); nothing heavy
+Mounted by :mod:`connector.cli.main` (``add_arguments`` / ``run``); nothing heavy
 is imported before the command runs.
 """
 

@@ -162,7 +162,7 @@ class ScriptedResponse:
 @dataclass(frozen=True)
 class SimulatorOptions:
     """How a :class:`Simulator` behaves. See the module docs of
-    :mod:`connector.simulator` for each option."""
+    :mod:`mde_simulator` for each option."""
 
     seed: int = 7
     rate_per_minute: int = 100

@@ -72,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _client_and_field(args: argparse.Namespace, config: Any) -> tuple[Any, str]:
     """The client for the configured source and the watermark field in that
     source's names (``--field`` may name either source's field)."""
-    from connector.client import DefenderClient
     from connector.errors import ConfigError
-    from connector.graph import GraphClient, is_graph
+    from connector.http.client import DefenderClient
+    from connector.http.graph import GraphClient, is_graph
     from connector.manifest import load_manifest
 
     sources = load_manifest().sources

@@ -3,7 +3,7 @@
 With ``source: graph`` the connector reads alerts and their file evidence from
 ``GET /v1.0/security/alerts_v2[/{id}]`` instead of the Defender for Endpoint
 API. Everything HTTP (budget, retries, ``Retry-After``, paging, the nextLink
-origin check) is :class:`~connector.client.DefenderClient`'s machinery; what
+origin check) is :class:`~connector.http.client.DefenderClient`'s machinery; what
 differs is a profile:
 
 - the base URL and token scope come from the cloud's Graph host (or
@@ -27,7 +27,6 @@ from typing import Any
 
 import requests
 
-from connector.client import DefenderClient, alert_segment
 from connector.config import Config
 from connector.errors import (
     ConfigError,
@@ -37,6 +36,7 @@ from connector.errors import (
     RateLimitedError,
     UnauthorizedError,
 )
+from connector.http.client import DefenderClient, alert_segment
 
 GRAPH_PERMISSION = "SecurityAlert.Read.All"
 ALERTS_PATH = "/v1.0/security/alerts_v2"
@@ -206,8 +206,8 @@ class GraphClient(DefenderClient):
     def from_config(cls, config: Config, **kwargs: Any) -> GraphClient:
         """The production wiring for ``source: graph``: the Graph base and
         scope, its own token cache key and its own rate budget file."""
+        from connector.http.ratelimit import RateBudget
         from connector.manifest import load_manifest
-        from connector.ratelimit import RateBudget
 
         manifest = load_manifest()
         graph = graph_config(config, manifest)
