@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli.main import main, render_rows, render_table
+from connector.cli.main import main
+from connector.cli.render import render_rows, render_table
 from connector.http import auth
 
 EXAMPLE = "636688558380765161_2136280442"

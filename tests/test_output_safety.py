@@ -300,7 +300,7 @@ def _terminal_safe(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.lists(cells, min_size=3, max_size=3), max_size=4), width=st.integers(20, 200))
 def test_any_api_values_render_as_terminal_safe_tables_and_cards(rows: list[list[Any]], width: int) -> None:
-    from connector.cli.main import render_cards, render_rows, render_table
+    from connector.cli.render import render_cards, render_rows, render_table
 
     headers = ["HASH", "SIGNER", "NAME"]
     for text in (render_table(headers, rows, width), render_cards(headers, rows, width),

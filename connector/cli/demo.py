@@ -43,7 +43,7 @@ def _step(n: int, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when every step worked."""
     from connector.actions import ActionContext, run_action
-    from connector.cli.main import render_result, render_table
+    from connector.cli.render import render_result, render_table
     from connector.config import ensure_private_dir, load_config
     from connector.http.client import DefenderClient
     from connector.manifest import load_manifest

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector import __version__
+from connector.cli.render import render_result, render_rows, render_table
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
 from connector.text import dumps_output, escape_text
 
@@ -140,116 +141,6 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
             # A command whose module is not built yet; reported when used.
             p.set_defaults(_missing=module)
     return parser
-
-
-# -- output -----------------------------------------------------------------
-
-
-def _width() -> int:
-    try:
-        return max(60, os.get_terminal_size(sys.stdout.fileno()).columns)
-    except OSError:
-        return int(os.environ.get("COLUMNS", "80") or 80)
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
-                 fixed: Sequence[int] = ()) -> str:
-    """A plain-text table that fits ``width`` columns: the widest columns not
-    listed in ``fixed`` (indexes) are shortened with an ellipsis until it fits."""
-    width = width or _width()
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    gap = 2
-    shrinkable = [i for i in range(len(widths)) if i not in fixed] or list(range(len(widths)))
-    while sum(widths) + gap * (len(widths) - 1) > width:
-        i = max(shrinkable, key=lambda k: widths[k])
-        if widths[i] <= max(6, len(headers[i])):
-            break
-        widths[i] -= 1
-
-    def fit(text: str, w: int) -> str:
-        return text if len(text) <= w else text[: max(1, w - 1)] + "…"
-
-    lines = ["  ".join(fit(h, widths[i]).ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in cells:
-        lines.append("  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
-    return "\n".join(lines)
-
-
-def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
-    """Rows too wide for a table, one card each: the first column in full on
-    its own line (a hash stays whole, ready to copy), the others as
-    ``Name: value`` pairs wrapped to ``width``."""
-    width = width or _width()
-    out = []
-    for row in rows:
-        out.append(_cell(row[0]))
-        line = " "
-        for name, value in zip(headers[1:], row[1:], strict=False):
-            part = f"{name}: {_cell(value)}"
-            if len(line) > 1 and len(line) + 3 + len(part) > width:
-                out.append(line)
-                line = " "
-            line = f"{line} {part}" if len(line) <= 1 else f"{line} · {part}"
-        if len(line) > 1:
-            out.append(line)
-    return "\n".join(out)
-
-
-def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
-    """A table when it fits ``width`` without cutting values, cards otherwise."""
-    width = width or _width()
-    natural = sum(max([len(h)] + [len(_cell(r[i])) for r in rows]) for i, h in enumerate(headers))
-    if natural + 2 * (len(headers) - 1) <= width:
-        return render_table(headers, rows, width)
-    return render_cards(headers, rows, width)
-
-
-def _cell(value: Any) -> str:
-    """One table cell: whitespace runs (newlines, U+2028) as one space, and
-    every other non-printable character (ESC, BEL, C1, bidi overrides, lone
-    surrogates) as a visible escape, so API text cannot drive the terminal."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value)
-    return escape_text(" ".join(str(value).split()))
-
-
-def _path_value(item: Any, path: str) -> Any:
-    """Value at a manifest data path relative to one data item."""
-    for part in path.split("."):
-        if not isinstance(item, dict):
-            return None
-        item = item.get(part)
-    return item
-
-
-def render_result(result: Any, spec: Any = None, width: int | None = None) -> str:
-    """An action result for a terminal: the message, a table of the rows the
-    manifest's ``render`` section names (columns from the output data paths'
-    ``column_name``/``column_order``), and the summary."""
-    import textwrap
-
-    width = width or _width()
-    out = textwrap.wrap(escape_text(result.message), width) or [""]
-    columns = spec.table_columns if spec is not None else []
-    rows_path = ((spec.render or {}).get("rows") if spec is not None else None) or "action_result.data"
-    source = result.to_dict().get(rows_path.split(".", 1)[1], []) if "." in rows_path else []
-    if columns and source:
-        prefix = rows_path + ".*."
-        rows = [[_path_value(item, path[len(prefix):]) if path.startswith(prefix) else None
-                 for path, _name in columns] for item in source]
-        out.append("")
-        out.append(render_rows([name for _, name in columns], rows, width))
-    if result.summary:
-        out.append("")
-        text = "Summary: " + ", ".join(f"{_cell(k)}={_cell(v)}" for k, v in result.summary.items())
-        out.extend(textwrap.wrap(text, width, subsequent_indent="  "))
-    return "\n".join(out)
 
 
 def _emit(result: Any, output: str, spec: Any = None) -> int:

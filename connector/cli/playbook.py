@@ -139,7 +139,7 @@ def _list(args: argparse.Namespace) -> int:
         print(dumps_output([{"name": p.name, "version": p.version, "trigger": p.trigger,
                              "description": p.description, "file": p.source} for p in playbooks]))
         return EXIT_OK
-    from connector.cli.main import render_table
+    from connector.cli.render import render_table
 
     rows = [(p.name, p.version, p.trigger_type, p.description) for p in playbooks]
     print(render_table(["PLAYBOOK", "VERSION", "TRIGGER", "DESCRIPTION"], rows))

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(dumps_output(rows))
         return EXIT_OK
-    from connector.cli.main import render_table
+    from connector.cli.render import render_table
 
     table = [(escape_text(r["alert_id"]), r["poller"].removeprefix("poller:"), r["attempts"],
               "store write" if r["transient"] else "the alert", str(r["last_seen"])[:19].replace("T", " "),

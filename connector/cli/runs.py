@@ -70,13 +70,13 @@ def _list(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(dumps_output(runs))
         return EXIT_OK
-    from connector.cli.main import _cell, render_table
+    from connector.cli.render import cell, render_table
 
     headers = ["RUN", "STATUS", "TRIGGER", "STARTED", "ALERT"]
     rows = [(r["id"], r["status"], r["trigger"], str(r["started_at"])[:19].replace("T", " "), r["container"])
             for r in runs]
     # Never shorten: the run id is what 'runs show' needs, copied from here.
-    natural = sum(max([len(h)] + [len(_cell(row[i])) for row in rows]) for i, h in enumerate(headers))
+    natural = sum(max([len(h)] + [len(cell(row[i])) for row in rows]) for i, h in enumerate(headers))
     print(render_table(headers, rows, width=natural + 2 * (len(headers) - 1)))
     print(f"\n{len(runs)} run(s).")
     return EXIT_OK
@@ -103,7 +103,7 @@ def _show(args: argparse.Namespace) -> int:
 def render_run(record: dict[str, Any], width: int | None = None) -> str:
     """A run record for a terminal: what ran where, then one row per step;
     text from the record (alert ids and titles come from the API) escaped."""
-    from connector.cli.main import render_table
+    from connector.cli.render import render_table
 
     lines = [
         record.get("message") or f"Playbook run {record.get('id')}",
