@@ -53,8 +53,8 @@ _DEFAULT: list[Manifest] = []  # the packaged manifest, once loaded
 # Where a manifest that passed validation is remembered, like a .pyc: by a
 # digest of the manifest, its schema and the code that validated it, so that
 # an unchanged manifest is not validated again by every process (the check
-# costs jsonschema's import and ~10 ms). Any change to one of them changes the
-# digest and the manifest is validated in full again. Not writable (a
+# costs jsonschema's import and more; bench/NOTES.md). Any change to one of
+# them changes the digest and the manifest is validated in full again. Not writable (a
 # read-only install): validated every time, as before.
 _VALIDATED_MARK = _PACKAGE_DIR / "__pycache__" / "manifest-validated"
 
@@ -145,8 +145,8 @@ def validate_manifest_file(path: str | Path | None = None) -> ManifestReport:
     if problems:
         raise ManifestError(problems[0])
     manifest = Manifest(raw, source=resolved)
-    # At run time the embedded schemas are trusted (the metaschema check costs
-    # ~25 ms of CLI start-up); this command is where they are proven valid.
+    # At run time the embedded schemas are trusted (the metaschema check would
+    # slow every CLI start-up; bench/NOTES.md); this command proves them valid.
     _check_embedded_schema(manifest.configuration_schema, "configuration", resolved.name)
     for i, spec in enumerate(manifest.actions):
         _check_embedded_schema(spec.validation_schema(), f"actions[{i}].parameters", resolved.name)
@@ -278,7 +278,7 @@ class Manifest:
             context="the configuration",
             root="The configuration",
             # Trusted like the parameter schemas: validate_manifest_file()
-            # checks it against the metaschema, not every start-up (~7 ms).
+            # checks it against the metaschema, not every start-up (bench/NOTES.md).
             check_schema=False,
         )
         return out
