@@ -196,9 +196,8 @@ class Manifest:
         # The APIs an instance may read (configuration key "source"); optional.
         self.sources: dict[str, dict[str, Any]] = raw.get("sources") or {}
         # The parameter naming the alert a result (and its container) belongs to.
-        container = raw.get("container") or {}
-        self.container_key: str = container.get("key", "alert_id")
-        self.container_contains: tuple[str, ...] = tuple(container.get("contains") or ())
+        self.container_key: str = raw["container"]["key"]
+        self.container_contains: tuple[str, ...] = tuple(raw["container"]["contains"])
         self.actions: list[ActionSpec] = [ActionSpec(a, manifest=self) for a in raw["actions"]]
         self._by_key: dict[str, ActionSpec] = {}
         for spec in self.actions:
