@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConnectorError, StoreError
-from connector.manifest import ActionSpec, load_manifest
+from connector.manifest import ActionSpec, Manifest, load_manifest
 from connector.sdk import ActionResult
 
 log = logging.getLogger("connector.actions")
@@ -82,8 +82,9 @@ def run_action(name: str, params: dict[str, Any], context: ActionContext | None,
     # Parameters come from playbooks and callers too: anything but an object
     # is refused by validate_params below, in one sentence.
     validated: dict[str, Any] = dict(params) if isinstance(params, dict) else {}
-    manifest = load_manifest()
+    manifest: Manifest | None = None
     try:
+        manifest = load_manifest()
         spec = manifest.action(name)
         action_name = spec.name
         validated = spec.validate_params(params)
@@ -92,7 +93,7 @@ def run_action(name: str, params: dict[str, Any], context: ActionContext | None,
         result = load_handler(spec)(validated, context)
     except ConnectorError as err:
         result = ActionResult.failure(action_name, err, validated)
-    key = validated.get(manifest.container_key)
+    key = validated.get(manifest.container_key) if manifest is not None else None
     container = key if isinstance(key, str) else None
     # Invalid input or configuration never reached the network: nothing to record.
     recordable = result.error is None or result.error.get("kind") not in {"invalid_input", "invalid_config"}
