@@ -131,14 +131,14 @@ def read_sources(
     return merged
 
 
-_SECRET_FILE_KEYS = ("client_secret", "certificate_password")
 _warned_readable: set[str] = set()
 
 
 def _warn_if_secret_readable(file: Path, st: os.stat_result, values: Mapping[str, Any]) -> None:
     """Warn once per file, like ssh does for a private key, when the file
     holds a secret that other users may read. The run goes on."""
-    if not st.st_mode & 0o044 or not any(values.get(key) for key in _SECRET_FILE_KEYS):
+    # The secret keys are those the manifest marks writeOnly / x-secret.
+    if not st.st_mode & 0o044 or not any(values.get(key) for key in load_manifest().secret_keys):
         return
     if str(file) in _warned_readable:
         return
