@@ -56,6 +56,8 @@ import gc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from connector.severity import SCALE
+
 __all__ = [
     "MappingResult",
     "RARE_PREVALENCE",
@@ -73,8 +75,8 @@ RARE_PREVALENCE = 10
 #: Default cap on string values, if the mapping declares none.
 MAX_STRING_LENGTH = 1024
 
-#: Artifact severities from lowest to highest.
-SEVERITY_ORDER = ("informational", "low", "medium", "high")
+#: Artifact severities from lowest to highest (the one scale, :mod:`connector.severity`).
+SEVERITY_ORDER = SCALE
 
 #: Keys of ``MappingResult.summary``, each declared as an output data path
 #: ``action_result.summary.<key>`` in the manifest.

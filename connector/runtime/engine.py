@@ -36,6 +36,7 @@ from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, InputError
 from connector.runtime.playbooks import Playbook, Step, find_references, substitute
+from connector.severity import SCALE, container_fields, normalise
 from connector.text import finite
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger("connector.engine")
 
-SEVERITIES = ("informational", "low", "medium", "high")
 _MISSING_TEXT = "-"
 
 
@@ -275,12 +275,13 @@ class _Run:
         if self._container_ready:
             return
         alert = self.trigger["alert"]
-        severity = str(alert.get("severity") or "").lower()
+        # Without an alert (a manual run) an existing container keeps its
+        # fields; a new one gets the store's defaults, which are the mapping's.
+        fields = container_fields(self.alert_id, alert) if alert else None
         with self.store.transaction() as conn:
             self.store.upsert_container(
                 conn, self.alert_id,
-                name=alert["title"][:200] if isinstance(alert.get("title"), str) and alert["title"] else None,
-                severity=severity if severity in SEVERITIES else None,
+                name=fields and fields.name, severity=fields and fields.severity, status=fields and fields.status,
                 source="new_alert" if self.trigger["type"] == "new_alert" else "manual",
                 data=alert or None,
             )
@@ -314,9 +315,9 @@ class _Run:
 
     def set_severity(self, step: Step) -> tuple[bool, str, dict[str, Any] | None]:
         value = resolve(step.parameters["severity"], self.lookup)
-        severity = value.strip().lower() if isinstance(value, str) else value
-        if severity not in SEVERITIES:
-            raise InputError(f"Severity {render_text(value)!r} is not one of {', '.join(SEVERITIES)}.")
+        severity = normalise(value)
+        if severity is None:
+            raise InputError(f"Severity {render_text(value)!r} is not one of {', '.join(SCALE)}.")
         mode = step.parameters.get("mode", "set")
         self.ensure_container()
         before = (self.store.container(self.alert_id) or {}).get("severity")

@@ -63,6 +63,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, StoreError
+from connector.severity import container_fields
 from connector.text import db_json, db_text, escape_text
 
 log = logging.getLogger("connector.poller")
@@ -81,8 +82,6 @@ QUARANTINE_BODY_LIMIT = 1_000_000
 FIELDS = ("alertCreationTime", "lastUpdateTime", "createdDateTime", "lastUpdateDateTime")
 SEEN_RETENTION = timedelta(days=2)
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,7})\d*)?(Z|[+-]00:?00)?$")
-_SEVERITY = {"high": "high", "medium": "medium", "low": "low", "informational": "informational",
-             "unspecified": "informational"}
 
 
 def canonical_time(value: Any) -> str | None:
@@ -414,14 +413,9 @@ class Poller:
 
                 runs = [{"id": f"{pb.name}:{alert_id}", "playbook": pb, "alert_id": alert_id, "alert": alert}
                         for pb in matching_playbooks(self.playbooks, alert)]
-            self.store.upsert_container(
-                conn, alert_id,
-                name=str(alert.get("title") or f"Defender alert {alert_id}")[:200],
-                severity=_SEVERITY.get(str(alert.get("severity") or "").lower(), "informational"),
-                status=str(alert.get("status") or "New").lower(),
-                source="poller",
-                data=alert,
-            )
+            fields = container_fields(alert_id, alert)
+            self.store.upsert_container(conn, alert_id, name=fields.name, severity=fields.severity,
+                                        status=fields.status, source="poller", data=alert)
             for run in runs:
                 if self.store.playbook_run(run["id"]) is None:
                     self.store.save_playbook_run(

@@ -23,13 +23,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from connector import severity as severity_scale
 from connector.config import ensure_private_dir
 from connector.errors import ConfigError, StoreError
 from connector.fsguard import private_dir
 from connector.sqlite_db import open_database
 from connector.text import db_json, db_text, escape_text
-
-SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
 
 #: How long a playbook run's lease lasts without a heartbeat. A worker renews
 #: it before every step; a run whose lease expired (or whose owner process is
@@ -328,7 +327,7 @@ class Store:
     def raise_severity(self, conn: sqlite3.Connection, alert_id: str, severity: str) -> None:
         """Set the container's severity if it is higher than the current one."""
         row = conn.execute("SELECT severity FROM containers WHERE alert_id = ?", (alert_id,)).fetchone()
-        if row is not None and SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(row[0], 0):
+        if row is not None and severity_scale.rank(severity) > severity_scale.rank(row[0]):
             conn.execute("UPDATE containers SET severity = ?, updated_at = ? WHERE alert_id = ?",
                          (severity, utc_now(), alert_id))
 
@@ -428,9 +427,8 @@ class Store:
                 self.upsert_container(conn, container, **fields)
                 if result.artifacts:
                     self.upsert_artifacts(conn, result.artifacts)
-                    top = max((SEVERITY_RANK.get(a.get("severity", ""), 0) for a in result.artifacts), default=0)
-                    names = {v: k for k, v in SEVERITY_RANK.items()}
-                    self.raise_severity(conn, container, names[top])
+                    top = severity_scale.highest(a.get("severity") for a in result.artifacts)
+                    self.raise_severity(conn, container, top or severity_scale.DEFAULT)
                 if severity:
                     self.raise_severity(conn, container, severity)
             cur = conn.execute(
