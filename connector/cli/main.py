@@ -238,10 +238,7 @@ def _state_dir(args: argparse.Namespace) -> Any:
 def _open_store(args: argparse.Namespace) -> Any:
     from connector.runtime.store import Store
 
-    state = _state_dir(args)
-    if not (state / "store.sqlite").exists():
-        raise ConfigError(f"There is no store in {state} yet.", hint="Run an action first.")
-    return Store.open(state, read_only=True)  # listing works on a read-only state directory
+    return Store.open_existing(_state_dir(args), hint="Run an action first.")  # works on a read-only state directory
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, PlaybookError
+from connector.runtime.engine import shipped_playbook_files
 from connector.text import dumps_output, escape_text
 
 
@@ -61,15 +62,10 @@ def run(args: argparse.Namespace) -> int:
                       hint="Try 'mde-connector playbook validate FILE' or 'mde-connector playbook run FILE'.")
 
 
-def _shipped_files() -> list[Path]:
-    folder = Path(__file__).resolve().parent.parent / "playbooks"
-    return sorted(folder.glob("*.json"))
-
-
 def _validate(files: list[str], api_source: str | None = None, enriched: bool = False) -> int:
     from connector.runtime.playbooks import validate_playbook_file
 
-    paths = [Path(f) for f in files] if files else _shipped_files()
+    paths = [Path(f) for f in files] if files else shipped_playbook_files()
     if not paths:
         raise ConfigError("There are no playbooks to validate.", hint="Pass playbook files.")
     invalid = 0
@@ -92,10 +88,10 @@ def _resolve_playbook(name: str) -> Any:
     path = Path(name)
     if path.exists() or path.suffix == ".json" or "/" in name:
         return load_playbook(path)
-    for shipped in _shipped_files():
+    for shipped in shipped_playbook_files():
         if shipped.stem == name:
             return load_playbook(shipped)
-    known = ", ".join(p.stem for p in _shipped_files())
+    known = ", ".join(p.stem for p in shipped_playbook_files())
     raise PlaybookError(f"Playbook {name!r} is neither a file nor a shipped playbook; shipped playbooks: {known}.")
 
 

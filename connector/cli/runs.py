@@ -58,9 +58,7 @@ def open_store(args: argparse.Namespace) -> Any:
         from connector.config import load_config
 
         state = load_config(getattr(args, "config", None)).state_dir
-    if not (state / "store.sqlite").exists():
-        raise ConfigError(f"There is no store in {state} yet.", hint="Run an action or a playbook first.")
-    return Store.open(state, read_only=True)  # works on a read-only state directory
+    return Store.open_existing(state)  # works on a read-only state directory
 
 
 def _list(args: argparse.Namespace) -> int:

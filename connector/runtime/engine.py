@@ -32,10 +32,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, InputError
-from connector.runtime.playbooks import Playbook, Step, find_references, substitute
+from connector.runtime.playbooks import Playbook, Step, find_references, parse_playbook, substitute
 from connector.severity import SCALE, container_fields, normalise
 from connector.text import finite
 
@@ -46,6 +47,7 @@ __all__ = [
     "render_text",
     "resolve",
     "run_playbook",
+    "shipped_playbook_files",
     "triggered_run_id",
 ]
 
@@ -234,16 +236,19 @@ def matching_playbooks(playbooks: list[Playbook], alert: dict[str, Any]) -> list
     return out
 
 
+#: Where the shipped playbooks are packaged.
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+
+
+def shipped_playbook_files() -> list[Path]:
+    """The playbook files packaged in ``connector/playbooks/``, sorted by file name."""
+    return sorted(SHIPPED_PLAYBOOKS.glob("*.json"), key=lambda path: path.name)
+
+
 def load_shipped_playbooks() -> list[Playbook]:
-    """The playbooks packaged in ``connector/playbooks/`` (sorted by file
-    name), validated; raises PlaybookError if one is invalid."""
-    from importlib import resources
-
-    from connector.runtime.playbooks import parse_playbook
-
-    folder = resources.files("connector") / "playbooks"
-    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
-    return [parse_playbook(e.read_text(encoding="utf-8"), source=e.name) for e in entries]
+    """The shipped playbooks (:func:`shipped_playbook_files`), validated;
+    raises PlaybookError if one is invalid."""
+    return [parse_playbook(path.read_text(encoding="utf-8"), source=path.name) for path in shipped_playbook_files()]
 
 
 # -- running ---------------------------------------------------------------------

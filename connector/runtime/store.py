@@ -34,6 +34,8 @@ from connector.text import db_json, db_text, escape_text
 #: it before every step; a run whose lease expired (or whose owner process is
 #: gone from this host) may be resumed by another process.
 LEASE = timedelta(minutes=5)
+#: The store's file name inside the state directory.
+STORE_FILE = "store.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -222,7 +224,18 @@ class Store:
         commands that only read; where this user cannot write the directory
         or the file, the store is opened read-only (any write raises
         StoreError) instead of being refused."""
-        return cls(Path(state_dir) / "store.sqlite", read_only=read_only)
+        return cls(Path(state_dir) / STORE_FILE, read_only=read_only)
+
+    @classmethod
+    def open_existing(cls, state_dir: Path, *, hint: str = "Run an action or a playbook first.") -> Store:
+        """The store in ``state_dir`` for a command that only reads it (``~``
+        expanded), opened as :meth:`open` with ``read_only``. Raises
+        ConfigError naming the directory, with ``hint``, when no store is
+        there yet, so that reading never creates an empty one."""
+        state = Path(state_dir).expanduser()
+        if not (state / STORE_FILE).exists():
+            raise ConfigError(f"There is no store in {state} yet.", hint=hint)
+        return cls.open(state, read_only=True)
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
