@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         context = ActionContext(config=config, store=Store.open(config.state_dir),
                                 progress=(lambda m: print(f"… {escape_text(m)}", file=sys.stderr, flush=True))
                                 if show else (lambda m: None),
-                                client_factory=lambda cfg: stops.interruptible(DefenderClient.from_config(cfg)))
+                                client_factory=lambda _cfg: stops.interruptible(DefenderClient.from_config(config)))
         record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual",
                               owner=new_owner(), stop=stops.event)
     finally:
