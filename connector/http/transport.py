@@ -36,7 +36,9 @@ import requests
 import urllib3.exceptions
 
 from connector import __version__
+from connector.config import Config
 from connector.errors import ConfigError
+from connector.fsguard import atomic_write, private_dir
 
 log = logging.getLogger("connector.http")
 
@@ -116,8 +118,6 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
             f"Configuration key 'ca_bundle' names {ca_bundle}, whose certificates cannot be read.",
             hint="Give the CA certificate in PEM form, as exported by the CA or the proxy vendor.",
         ) from None
-    from connector.fsguard import atomic_write, private_dir
-
     private_dir(state_dir)
     atomic_write(combined, expected)
     return str(combined)
@@ -358,7 +358,7 @@ def _url(url: str | bytes) -> str:
     return _s(url).split("?", 1)[0] + ("?…" if "?" in _s(url) else "")
 
 
-def build_session(config: Any) -> PinnedSession:
+def build_session(config: Config) -> PinnedSession:
     """The session for one configured instance: trust store (+ ``ca_bundle``),
     proxy, (connect, read) timeouts and the exchange deadline from
     ``timeout_seconds``, and the body cap from ``max_response_mb``."""
