@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, PlaybookError
-from connector.runtime.engine import shipped_playbook_files
 from connector.text import dumps_output, escape_text
+
+if TYPE_CHECKING:  # the playbook engine is imported by the subcommands that use it (see bench/NOTES.md)
+    from connector.runtime.playbooks import Playbook
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _validate(files: list[str], api_source: str | None = None, enriched: bool = False) -> int:
+    from connector.runtime.engine import shipped_playbook_files
     from connector.runtime.playbooks import validate_playbook_file
 
     paths = [Path(f) for f in files] if files else shipped_playbook_files()
@@ -82,7 +85,8 @@ def _validate(files: list[str], api_source: str | None = None, enriched: bool = 
     return EXIT_OK
 
 
-def _resolve_playbook(name: str) -> Any:
+def _resolve_playbook(name: str) -> Playbook:
+    from connector.runtime.engine import shipped_playbook_files
     from connector.runtime.playbooks import load_playbook
 
     path = Path(name)

@@ -27,6 +27,7 @@ from connector import severity as severity_scale
 from connector.config import ensure_private_dir
 from connector.errors import ConfigError, StoreError
 from connector.fsguard import private_dir
+from connector.sdk import JSON, ActionResult
 from connector.sqlite_db import open_database
 from connector.text import db_json, db_text, escape_text
 
@@ -427,7 +428,7 @@ class Store:
 
     # -- action results ---------------------------------------------------
 
-    def save_action_result(self, result: Any, *, container: str | None, started: float,
+    def save_action_result(self, result: ActionResult, *, container: str | None, started: float,
                            container_fields: dict[str, Any] | None = None) -> int:
         """Write an action result in one transaction: its container (when it
         has one), artifacts and a run record. Returns the run id."""
@@ -508,7 +509,7 @@ class Store:
 
     # -- checkpoints ------------------------------------------------------
 
-    def checkpoint(self, name: str) -> Any:
+    def checkpoint(self, name: str) -> JSON:
         """The stored checkpoint value (JSON), or None."""
         row = self._connect().execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
