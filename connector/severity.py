@@ -14,7 +14,7 @@ rule and the CLI's sorting all use this scale. Pure: data in, data out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "DEFAULT",
@@ -60,8 +60,7 @@ def highest(severities: Iterable[object]) -> str | None:
     return SCALE[max(ranks)] if ranks else None
 
 
-@dataclass(frozen=True)
-class ContainerFields:
+class ContainerFields(NamedTuple):
     """What a container takes from its alert: the store columns ``name``,
     ``severity`` and ``status``."""
 
