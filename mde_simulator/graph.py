@@ -234,7 +234,7 @@ def handle(handler: Any, raw_path: str, query: dict[str, str], claims: dict[str,
     return _Response(200, json.dumps(body, ensure_ascii=False).encode(), content_type=_API_CONTENT_TYPE)
 
 
-def file_by_sha1(sim: Any, sha1: str) -> Any:
+def file_by_sha1(sim: Any, sha1: str) -> _Response:
     """``GET /api/files/{sha1}``: the Defender File with that sha1, or 404."""
 
     wanted = sha1.lower()

@@ -156,7 +156,7 @@ class RateBudget:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return wait
+        return float(wait)
 
     def acquire(self, deadline: float | None = None) -> float:
         """Block until a slot is taken; return the seconds spent waiting."""
