@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the modules themselves are imported by the functions that r
     from connector.config import Config
     from connector.http.client import DefenderClient
     from connector.runtime.playbooks import Playbook
-    from connector.runtime.poller import Poller
+    from connector.runtime.poller import Poller, PollReport
     from connector.runtime.stopping import StopSignals
     from connector.sdk import Context
 
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     poller.on_alert = on_alert
     failed = False
 
-    def show(report: Any) -> None:
+    def show(report: PollReport) -> None:
         nonlocal failed
         failed = failed or bool(report.errors)
         if tty:

@@ -40,7 +40,7 @@ from connector.runtime.playbooks import (
     validate_playbook_file,
 )
 from connector.runtime.store import Store
-from connector.sdk import Context
+from connector.sdk import Context, JSONObject
 from connector.text import dumps_output
 
 Reply = tuple[int, Any]
@@ -69,7 +69,7 @@ class Job:
         self.status = "running"
         self.progress: list[str] = []
         self.steps: dict[str, str] = {s: "pending" for s in steps or []}
-        self.result: Any = None
+        self.result: JSONObject | None = None
         self._lock = threading.Lock()
 
     def note(self, message: str) -> None:
@@ -80,7 +80,7 @@ class Job:
             if m and m["id"] in self.steps:
                 self.steps[m["id"]] = m["status"]
 
-    def finish(self, status: str, result: Any) -> None:
+    def finish(self, status: str, result: JSONObject) -> None:
         """Set the final status and result."""
         with self._lock:
             self.result = result
