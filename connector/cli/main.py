@@ -14,12 +14,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from connector import __version__
 from connector.cli.render import render_result, render_rows, render_table
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
 from connector.text import dumps_output, escape_text
+
+if TYPE_CHECKING:  # imported by the commands that read the store
+    from connector.runtime.store import Store
 
 # Subcommands implemented in other modules: name -> (module, help). Each module
 # has ``add_arguments(parser)`` and ``run(args) -> int`` and imports nothing
@@ -225,9 +229,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _state_dir(args: argparse.Namespace) -> Any:
-    from pathlib import Path
-
+def _state_dir(args: argparse.Namespace) -> Path:
     if getattr(args, "state_dir", None):
         return Path(args.state_dir)
     from connector.config import load_config
@@ -235,13 +237,10 @@ def _state_dir(args: argparse.Namespace) -> Any:
     return load_config(args.config).state_dir
 
 
-def _open_store(args: argparse.Namespace) -> Any:
+def _open_store(args: argparse.Namespace) -> Store:
     from connector.runtime.store import Store
 
-    state = _state_dir(args)
-    if not (state / "store.sqlite").exists():
-        raise ConfigError(f"There is no store in {state} yet.", hint="Run an action first.")
-    return Store.open(state, read_only=True)  # listing works on a read-only state directory
+    return Store.open_existing(_state_dir(args), hint="Run an action first.")  # works on a read-only state directory
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
