@@ -255,7 +255,7 @@ class RateBudget:
                 slot_id, t = float(slots.next_id), now + self.hold
                 slots.next_id += 1
                 slots.insert(t, now, slot_id)
-                self._local.slot = (slot_id, t)
+                self._local.slot = (slot_id, t, now)
                 slots.write(fd)
             elif changed:
                 slots.write(fd)
@@ -296,7 +296,7 @@ class RateBudget:
     def settle(self) -> None:
         """Count this thread's last slot until now (the response arrived):
         the server counted the call at the latest now."""
-        taken: tuple[float, float] | None = getattr(self._local, "slot", None)
+        taken: tuple[float, float, float] | None = getattr(self._local, "slot", None)
         if taken is None or not self.limits:
             return
         self._local.slot = None
@@ -304,8 +304,10 @@ class RateBudget:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             now = self.clock()
+            if self._settle_in_place(fd, *taken, now):
+                return
             slots = self._load(fd)
-            index = slots.find(*taken)
+            index = slots.find(taken[0], taken[1])
             if index < 0:
                 return  # already out of every window
             t, start, slot_id = slots.pop(index)
@@ -313,6 +315,32 @@ class RateBudget:
             slots.write(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _settle_in_place(fd: int, slot_id: float, t: float, start: float, now: float) -> bool:
+        """The common case without reading the whole file: the slot is among
+        the last few, unmoved (its ``t`` as written), and its new time keeps
+        the order. Rewrites that one value; False when it cannot."""
+        header = os.pread(fd, _HEADER.size, 0)
+        if len(header) < _HEADER.size:
+            return False
+        magic, n, _, _ = _HEADER.unpack(header)
+        if magic != _MAGIC or n < 1:
+            return False
+        k = min(n, 4)
+        tail_t, tail_ids = array("d"), array("d")
+        tail_t.frombytes(os.pread(fd, 8 * k, _HEADER.size + 8 * (n - k)))
+        tail_ids.frombytes(os.pread(fd, 8 * k, _HEADER.size + 16 * n + 8 * (n - k)))
+        if len(tail_t) != k or len(tail_ids) != k:
+            return False
+        for i in range(k - 1, -1, -1):
+            if tail_ids[i] == slot_id:
+                settled = max(start, now)
+                if tail_t[i] != t or settled > t or (i > 0 and tail_t[i - 1] > settled) or (i == 0 and n > k):
+                    return False  # moved, or it would have to move: the whole file
+                os.pwrite(fd, struct.pack("<d", settled), _HEADER.size + 8 * (n - k + i))
+                return True
+        return False
 
     def describe(self) -> str:
         """Human-readable limits, e.g. ``100 calls/60 s, 1500 calls/3600 s``."""
