@@ -3,8 +3,10 @@ written beside the installed code.
 
 The wheel is built from this checkout and installed (offline, no
 dependencies: those come from the benchmark's own environment through a
-path file) into a fresh virtual environment owned by root, mode 0755, made
-with an interpreter that an unprivileged user may run. Then, interleaved:
+path file) into fresh virtual environments owned by root, mode 0755, made
+with an interpreter that an unprivileged user may run, one for each kind (so
+that what one user's runs leave in the package cannot help the other's).
+Then, interleaved:
 
 - *writable install*: ``mde-connector run`` and the same-work baseline
   script, run by root (who owns the installation and could write into it);
@@ -60,6 +62,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _install(root: Path, interpreter: str) -> tuple[Path, Path]:
+    root.mkdir(mode=0o755, exist_ok=True)
     src = root / "src"
     src.mkdir()
     for name in SOURCES:
@@ -104,8 +107,10 @@ def run(sim: SimProcess, pairs: int, warmup: int) -> dict[str, Any]:
     try:
         os.chmod(tmp, 0o755)  # noqa: S103 - the unprivileged user must reach its own home inside
         log("install kinds: building the wheel and a root-owned environment")
-        python, package = _install(tmp, interpreter)
-        files_before = set(package.rglob("*"))
+        # One installation per kind: what one user's runs leave (or fail to
+        # leave) in the package must not help the other's.
+        installs = {kind: _install(tmp / kind, interpreter) for kind in ("writable", "read_only")}
+        files_before = {kind: set(package.rglob("*")) for kind, (_, package) in installs.items()}
         trust = same_trust_bundle(tmp, sim.ca_bundle)
         os.chmod(trust, 0o644)
         ca = tmp / "simulator-ca.pem"
@@ -113,6 +118,7 @@ def run(sim: SimProcess, pairs: int, warmup: int) -> dict[str, Any]:
         os.chmod(ca, 0o644)
         kinds: dict[str, dict[str, Any]] = {}
         for kind, user, uid in (("writable", [], 0), ("read_only", _as_nobody(), NOBODY)):
+            python = installs[kind][0]
             home = tmp / f"home-{kind}"
             home.mkdir(mode=0o700)
             os.chown(home, uid, uid)
@@ -139,10 +145,11 @@ def run(sim: SimProcess, pairs: int, warmup: int) -> dict[str, Any]:
                 order = [(k["cli"], k["env"], k["cli_ns"]), (k["base"], k["base_env"], k["base_ns"])]
                 for cmd, env, samples in (order if i % 2 == 0 else order[::-1]):
                     samples.append(_timed(cmd, env, k["home"]))
-        written = sorted(str(p.relative_to(package)) for p in set(package.rglob("*")) - files_before)
+        written = sorted(f"{kind}: {p.relative_to(package)}" for kind, (_, package) in installs.items()
+                         for p in set(package.rglob("*")) - files_before[kind])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out: dict[str, Any] = {"pairs": pairs, "interpreter": interpreter,
+    out: dict[str, Any] = {"pairs": pairs, "interpreter": interpreter, "installations": "one per kind",
                            "files_written_into_the_package": written}
     for kind, k in kinds.items():
         c, b = summary_ms(k["cli_ns"]), summary_ms(k["base_ns"])
