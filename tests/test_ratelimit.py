@@ -287,3 +287,21 @@ def test_a_torn_file_is_read_as_empty(tmp_path: Path) -> None:
         fh.truncate(30)
     assert b.try_acquire() == 0.0
     assert b.try_acquire() > 0
+
+
+def _take_in_child(b: RateBudget, out: Any) -> None:
+    out.put(b.try_acquire())
+
+
+def test_a_slot_taken_in_a_forked_child_counts_for_its_parent(tmp_path: Path) -> None:
+    t = FakeTime()
+    b = budget(tmp_path, t, per_minute=1)
+    parent_fd = b._fd()
+    ctx = multiprocessing.get_context("fork")
+    out: multiprocessing.Queue[float] = ctx.Queue()
+    proc = ctx.Process(target=_take_in_child, args=(b, out))
+    proc.start()
+    proc.join(30)
+    assert out.get(timeout=5) == 0.0  # the child's slot...
+    assert b.try_acquire() > 0  # ...counts for the parent
+    assert b._fd() == parent_fd

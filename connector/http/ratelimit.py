@@ -109,6 +109,8 @@ class _Slots:
         if magic != _MAGIC or n < 0:
             return slots
         if len(data) < size:
+            if os.fstat(fd).st_size < size:  # torn (or a garbled count)
+                return slots
             data = os.pread(fd, size, 0)
             if len(data) < size:
                 return slots
@@ -205,14 +207,15 @@ class RateBudget:
 
     def _fd(self) -> int:
         fd: int | None = getattr(self._local, "fd", None)
-        if fd is None:
+        if fd is None or self._local.pid != os.getpid():
             from connector.fsguard import private_dir
 
             private_dir(self.path.parent)
-            # One descriptor per thread: flock excludes between descriptors,
-            # so threads exclude each other as processes do.
+            # One descriptor per thread and process: flock excludes between
+            # open files, so threads exclude each other as processes do (a
+            # descriptor inherited through fork would share the parent's lock).
             fd = os.open(self.slots_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            self._local.fd = fd
+            self._local.fd, self._local.pid = fd, os.getpid()
         return fd
 
     def _load(self, fd: int) -> _Slots:
@@ -350,5 +353,6 @@ class RateBudget:
         """Close this thread's file."""
         fd = getattr(self._local, "fd", None)
         if fd is not None:
-            os.close(fd)
+            if self._local.pid == os.getpid():
+                os.close(fd)
             self._local.fd = None
