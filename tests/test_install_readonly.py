@@ -33,10 +33,27 @@ def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, **kwargs)
 
 
+def _interpreter() -> str:
+    """This Python, or the same version outside a directory only root may
+    enter (pyenv under /root), so that an unprivileged user can run it too."""
+    system = Path(f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}")
+    return str(system) if system.exists() else sys.executable
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+def installed() -> Iterator[tuple[Path, Path]]:
     """(the new environment's python, its site-packages) with the wheel installed."""
-    root = tmp_path_factory.mktemp("install")
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mde-install-"))
+    os.chmod(root, 0o755)  # noqa: S103 - an unprivileged user runs the installation too
+    try:
+        yield _install(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _install(root: Path) -> tuple[Path, Path]:
     src = root / "src"
     src.mkdir()
     for name in SOURCES:
@@ -50,7 +67,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (root / "dist").glob("mde_connector-*.whl")
     venv = root / "venv"
-    made = _run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)])
+    made = _run([_interpreter(), "-m", "venv", "--without-pip", "--system-site-packages", str(venv)])
     assert made.returncode == 0, made.stderr
     python = venv / "bin" / "python"
     site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
@@ -61,7 +78,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     done = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index", "--no-deps",
                  str(wheel)])
     assert done.returncode == 0, done.stderr[-2000:]
-    yield python, site
+    return python, site
 
 
 def _record(site: Path) -> tuple[set[Path], Path]:
