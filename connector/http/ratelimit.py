@@ -62,6 +62,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connector.errors import RateLimitedError
+from connector.fsguard import private_dir
 
 Clock = Callable[[], float]
 Sleeper = Callable[[float], None]
@@ -152,7 +153,7 @@ def _legacy_slots(path: Path) -> list[tuple[float, float]]:
     """(t, start) of the slots in a budget file of the SQLite era, if any."""
     if not path.is_file():
         return []
-    import sqlite3
+    import sqlite3  # only once, on an upgrade: a run whose store is not opened never pays for it
 
     try:
         conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=5)
@@ -208,8 +209,6 @@ class RateBudget:
     def _fd(self) -> int:
         fd: int | None = getattr(self._local, "fd", None)
         if fd is None or self._local.pid != os.getpid():
-            from connector.fsguard import private_dir
-
             private_dir(self.path.parent)
             # One descriptor per thread and process: flock excludes between
             # open files, so threads exclude each other as processes do (a
