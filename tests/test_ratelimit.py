@@ -305,3 +305,21 @@ def test_a_slot_taken_in_a_forked_child_counts_for_its_parent(tmp_path: Path) ->
     assert out.get(timeout=5) == 0.0  # the child's slot...
     assert b.try_acquire() > 0  # ...counts for the parent
     assert b._fd() == parent_fd
+
+
+def test_threads_of_one_process_share_one_budget_exactly(tmp_path: Path) -> None:
+    # One descriptor per thread: flock excludes the threads as it does processes.
+    import threading
+
+    b = RateBudget(tmp_path / "threads.sqlite", [(500, 3600)])
+    taken: list[int] = []
+
+    def take() -> None:
+        taken.append(sum(1 for _ in range(200) if b.try_acquire() == 0.0))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(taken) == 500
