@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 
@@ -83,3 +84,155 @@ def db_json(value: Any) -> str:
 def dumps_output(value: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
     """Strict JSON for a user or a pipe (``--output json``)."""
     return _dumps(value, indent=indent, separators=None, sort_keys=sort_keys)
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_FLUSH_PIECES = 16_384
+
+
+def _not_serialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class _Indented:
+    """``json.dumps(value, indent=2, ensure_ascii=..., allow_nan=False)``
+    piece by piece, with the C encoder doing every container whose items are
+    all scalars (the pure-Python indenting encoder is ~5x slower)."""
+
+    def __init__(self, ensure_ascii: bool) -> None:
+        self.ensure_ascii = ensure_ascii
+        self._encoders: dict[int, Callable[[Any], str]] = {}
+        self._compact: Callable[[Any], str] | None = None
+        #: called with the pieces so far (to write and clear them), if set
+        self.flush: Callable[[list[str]], None] | None = None
+        self._string: Callable[[str], str] = (
+            json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring)  # type: ignore[attr-defined]
+
+    def _encoder(self, depth: int) -> Callable[[Any], str]:
+        encoder = self._encoders.get(depth)
+        if encoder is None:
+            # Item separator "," + newline + the items' indent: a string never
+            # holds a raw newline in JSON, so this is exactly indent=2's layout.
+            separator = ",\n" + "  " * (depth + 1)
+            make = getattr(json.encoder, "c_make_encoder", None)
+            if make is None:  # no C accelerator: the standard encoder, slower
+                encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, allow_nan=False,
+                                           separators=(separator, ": ")).encode
+            else:
+                # Circular checks off: results come from parsed JSON.
+                c_encode = make(None, _not_serialisable, self._string, None, ": ", separator, False, False, False)
+
+                def encoder(value: Any, _encode: Any = c_encode) -> str:
+                    return "".join(_encode(value, 0))
+
+            self._encoders[depth] = encoder
+        return encoder
+
+    def compact(self, value: Any) -> str:
+        """Compact JSON text of ``value``, NaN written as such (for scanning)."""
+        if self._compact is None:
+            make = getattr(json.encoder, "c_make_encoder", None)
+            if make is None:
+                self._compact = json.JSONEncoder(ensure_ascii=self.ensure_ascii, check_circular=False).encode
+            else:
+                c_encode = make(None, _not_serialisable, self._string, None, ":", ",", False, False, True)
+
+                def compact(value: Any, _encode: Any = c_encode) -> str:
+                    return "".join(_encode(value, 0))
+
+                self._compact = compact
+        return self._compact(value)
+
+    def _reference(self, value: Any, depth: int) -> str:
+        # Anything unusual (a key that is not a string, a subclass): the
+        # standard encoder, re-indented to this depth.
+        try:
+            text = json.dumps(value, ensure_ascii=self.ensure_ascii, allow_nan=False, indent=2)
+        except ValueError:
+            text = json.dumps(finite(value), ensure_ascii=self.ensure_ascii, allow_nan=False, indent=2)
+        return text.replace("\n", "\n" + "  " * depth) if depth else text
+
+    def _flat(self, value: Any, depth: int) -> str:
+        try:
+            text = self._encoder(depth)(value)
+        except ValueError:  # NaN or Infinity: null, as dumps_output does
+            text = self._encoder(depth)(finite(value))
+        if not isinstance(value, (dict, list)) or len(text) <= 2:
+            return text
+        return f"{text[0]}\n{'  ' * (depth + 1)}{text[1:-1]}\n{'  ' * depth}{text[-1]}"
+
+    def parts(self, value: Any, depth: int, out: list[str]) -> None:
+        """Append the JSON text of ``value`` (its first line at ``depth``) to
+        ``out`` in pieces; :attr:`flush` (when set) may empty ``out`` between
+        the items of a list."""
+        kind = type(value)
+        if kind is str:
+            out.append(self._string(value))
+            return
+        if kind in _SCALAR_TYPES:
+            out.append(self._flat(value, depth))
+            return
+        if kind is dict:
+            if all(type(v) in _SCALAR_TYPES for v in value.values()):
+                out.append(self._flat(value, depth) if all(type(k) is str for k in value) else
+                           self._reference(value, depth))
+                return
+            if not all(type(k) is str for k in value):
+                out.append(self._reference(value, depth))
+                return
+            lead = "\n" + "  " * (depth + 1)
+            key = self._string
+            out.append("{")
+            for i, (k, v) in enumerate(value.items()):
+                out.append(f"{',' if i else ''}{lead}{key(k)}: ")
+                self.parts(v, depth + 1, out)
+            out.append("\n" + "  " * depth + "}")
+            return
+        if kind is list:
+            if all(type(v) in _SCALAR_TYPES for v in value):
+                out.append(self._flat(value, depth))
+                return
+            lead = "\n" + "  " * (depth + 1)
+            out.append("[")
+            flush = self.flush
+            for i, v in enumerate(value):
+                out.append(f",{lead}" if i else lead)
+                self.parts(v, depth + 1, out)
+                if flush is not None and len(out) >= _FLUSH_PIECES:
+                    flush(out)
+            out.append("\n" + "  " * depth + "]")
+            return
+        out.append(self._reference(value, depth))
+
+
+_COMPACT = _Indented(ensure_ascii=False)
+
+
+def _holds_surrogate(value: Any, top: bool = True) -> bool:
+    """Whether any string (or key) in ``value`` is a lone surrogate, checked
+    item by item so that no text as large as the whole value is built."""
+    if top and isinstance(value, dict):
+        return any(_holds_surrogate(k, False) or _holds_surrogate(v, False) for k, v in value.items())
+    if isinstance(value, list) and len(value) > 64:
+        return any(_holds_surrogate(v, False) for v in value)
+    text = _COMPACT.compact(value)
+    return not text.isascii() and _has_surrogate(text)
+
+
+def write_output(value: Any, write: Callable[[str], object]) -> None:
+    """Write ``dumps_output(value) + "\\n"`` through ``write`` piece by piece
+    (a few MB at a time), never holding the whole text: the same bytes,
+    for results of any size. Lone surrogates anywhere make the whole text
+    ASCII-escaped, as in :func:`dumps_output`, so the value is scanned for
+    them first."""
+    encoder = _Indented(ensure_ascii=_holds_surrogate(value))
+
+    def flush(pieces: list[str]) -> None:
+        write("".join(pieces))
+        pieces.clear()
+
+    encoder.flush = flush
+    pieces: list[str] = []
+    encoder.parts(value, 0, pieces)
+    pieces.append("\n")
+    flush(pieces)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from connector import __version__
 from connector.cli.render import render_result, render_rows, render_table
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
-from connector.text import dumps_output, escape_text
+from connector.text import dumps_output, escape_text, write_output
 
 if TYPE_CHECKING:  # imported by the commands that read the store
     from connector.runtime.store import Store
@@ -149,7 +149,9 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
 
 def _emit(result: Any, output: str, spec: Any = None) -> int:
     if output == "json":
-        print(dumps_output(result.to_dict()))
+        # Streamed: a 100,000-file result is never one string in memory.
+        write_output(result.to_dict(), sys.stdout.write)
+        sys.stdout.flush()
     elif result.ok:
         print(render_result(result, spec))
     if not result.ok:
