@@ -161,6 +161,20 @@ class _Indented:
             return text
         return f"{text[0]}\n{'  ' * (depth + 1)}{text[1:-1]}\n{'  ' * depth}{text[-1]}"
 
+    def _records(self, batch: list[dict[str, Any]], depth: int) -> str:
+        """Non-empty flat objects (see :func:`_flat_records`) at ``depth``,
+        separated as list items, in one C encoder call: the objects' own
+        separator also falls between them as ``},\n<indent>{``, a sequence
+        only an object boundary can produce (strings hold no raw newline),
+        which is then re-indented to the list's level."""
+        inner, outer = "  " * (depth + 1), "  " * depth
+        try:
+            text = self._encoder(depth)(batch)
+        except ValueError:  # NaN or Infinity: null, as dumps_output does
+            text = self._encoder(depth)(finite(batch))
+        body = text[2:-2].replace(f"}},\n{inner}{{", f"\n{outer}}},\n{outer}{{\n{inner}")
+        return f"{{\n{inner}{body}\n{outer}}}"
+
     def parts(self, value: Any, depth: int, out: list[str]) -> None:
         """Append the JSON text of ``value`` (its first line at ``depth``) to
         ``out`` in pieces; :attr:`flush` (when set) may empty ``out`` between
@@ -195,9 +209,17 @@ class _Indented:
             lead = "\n" + "  " * (depth + 1)
             out.append("[")
             flush = self.flush
-            for i, v in enumerate(value):
-                out.append(f",{lead}" if i else lead)
-                self.parts(v, depth + 1, out)
+            for start in range(0, len(value), _BATCH):
+                batch = value[start:start + _BATCH]
+                if start:
+                    out.append(",")
+                if _flat_records(batch):
+                    out.append(lead)
+                    out.append(self._records(batch, depth + 1))
+                else:
+                    for i, v in enumerate(batch):
+                        out.append(f",{lead}" if i else lead)
+                        self.parts(v, depth + 1, out)
                 if flush is not None and len(out) >= _FLUSH_PIECES:
                     flush(out)
             out.append("\n" + "  " * depth + "]")
@@ -206,6 +228,14 @@ class _Indented:
 
 
 _COMPACT = _Indented(ensure_ascii=False)
+_BATCH = 1024
+
+
+def _flat_records(batch: list[Any]) -> bool:
+    """Whether every item is a non-empty object of string keys and scalar values."""
+    return (all(type(item) is dict and item for item in batch)
+            and {type(v) for item in batch for v in item.values()} <= _SCALAR_TYPES
+            and {type(k) for item in batch for k in item} == {str})
 
 
 def _holds_surrogate(value: Any, top: bool = True) -> bool:
@@ -213,8 +243,8 @@ def _holds_surrogate(value: Any, top: bool = True) -> bool:
     item by item so that no text as large as the whole value is built."""
     if top and isinstance(value, dict):
         return any(_holds_surrogate(k, False) or _holds_surrogate(v, False) for k, v in value.items())
-    if isinstance(value, list) and len(value) > 64:
-        return any(_holds_surrogate(v, False) for v in value)
+    if isinstance(value, list) and len(value) > _BATCH:
+        return any(_holds_surrogate(value[i:i + _BATCH], False) for i in range(0, len(value), _BATCH))
     text = _COMPACT.compact(value)
     return not text.isascii() and _has_surrogate(text)
 

@@ -11,6 +11,7 @@ user. The file is created 0600 inside the 0700 state directory.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -62,6 +63,11 @@ CREATE TABLE IF NOT EXISTS artifacts (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS artifacts_container ON artifacts (container);
+CREATE TABLE IF NOT EXISTS artifact_digests (
+    container TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    count INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS action_runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     action TEXT NOT NULL,
@@ -202,6 +208,15 @@ def _dumps(value: Any) -> str:
     # Values come from the API: lone surrogates and NaN must not make SQLite
     # (or a later strict reader) refuse the row.
     return db_json(value)
+
+
+def _digest(artifacts: list[dict[str, Any]]) -> str:
+    """SHA-256 of the artifacts as stored (compact JSON, in order), a slice
+    at a time so that no text as large as the whole list is built."""
+    digest = hashlib.sha256()
+    for start in range(0, len(artifacts), 1024):
+        digest.update(db_json(artifacts[start:start + 1024]).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _text(value: Any) -> Any:
@@ -448,11 +463,32 @@ class Store:
 
     def upsert_artifacts(self, conn: sqlite3.Connection, artifacts: list[dict[str, Any]]) -> int:
         """Insert or update artifacts by ``source_data_identifier``; returns how
-        many were new."""
+        many were new.
+
+        The artifacts of one container are written at most once while they do
+        not change: a digest of the whole list is kept per container, and an
+        unchanged list (an alert re-run, say) is neither serialised row by row
+        nor written again."""
         if not artifacts:
             return 0
-        now = utc_now()
         containers = sorted({a["container"] for a in artifacts})
+        digest = None
+        if len(containers) == 1:
+            digest = _digest(artifacts)
+            row = conn.execute("SELECT digest, count FROM artifact_digests WHERE container = ?",
+                               (_text(containers[0]),)).fetchone()
+            if row is not None and row[0] == digest and row[1] == len(artifacts):
+                return 0
+        new = self._upsert_artifacts(conn, artifacts, containers)
+        if digest is not None:
+            conn.execute("INSERT INTO artifact_digests (container, digest, count) VALUES (?, ?, ?)"
+                         " ON CONFLICT(container) DO UPDATE SET digest = excluded.digest, count = excluded.count",
+                         (_text(containers[0]), digest, len(artifacts)))
+        return new
+
+    def _upsert_artifacts(self, conn: sqlite3.Connection, artifacts: list[dict[str, Any]],
+                          containers: list[str]) -> int:
+        now = utc_now()
 
         def count() -> int:
             return sum(conn.execute("SELECT COUNT(*) FROM artifacts WHERE container = ?", (c,)).fetchone()[0]
@@ -465,10 +501,11 @@ class Store:
             " ON CONFLICT(source_data_identifier) DO UPDATE SET name = excluded.name,"
             " severity = excluded.severity, body = excluded.body, updated_at = excluded.updated_at"
             " WHERE artifacts.body != excluded.body",
-            [(_text(a["source_data_identifier"]), _text(a["container"]), _text(a["name"]),
+            # A generator: the rows are never all in memory at once.
+            ((_text(a["source_data_identifier"]), _text(a["container"]), _text(a["name"]),
               _text(a.get("label", "file")), _text(a.get("type", "file")),
               _text(a.get("severity", "informational")), _dumps(a), now, now)
-             for a in artifacts],
+             for a in artifacts),
         )
         return count() - before
 
