@@ -42,7 +42,7 @@ def _has_surrogate(text: str) -> bool:
 
 def db_text(text: str) -> str:
     """``text`` as SQLite can store it: lone surrogates become U+FFFD."""
-    if not _has_surrogate(text):
+    if text.isascii() or not _has_surrogate(text):
         return text
     return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
@@ -75,10 +75,44 @@ def _dumps(value: Any, *, indent: int | None, separators: tuple[str, str] | None
     return text
 
 
+def _not_serialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _c_encoder(ensure_ascii: bool, item_separator: str, key_separator: str,
+               allow_nan: bool) -> Callable[[Any], str] | None:
+    """The C accelerator's encoder (what ``json.dumps`` builds on every call)
+    built once; None without the accelerator. No circular-reference check:
+    values come from parsed JSON."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    string = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring  # type: ignore[attr-defined]
+    encode = make(None, _not_serialisable, string, None, key_separator, item_separator, False, False, allow_nan)
+
+    def encoder(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return encoder
+
+
+_DB_JSON = _c_encoder(False, ",", ":", False)
+_DB_JSON_ASCII = _c_encoder(True, ",", ":", False)
+
+
 def db_json(value: Any) -> str:
     """Compact JSON text for a SQLite column, lossless for lone surrogates;
     NaN and Infinity are stored as null."""
-    return _dumps(value, indent=None, separators=(",", ":"), sort_keys=False)
+    if _DB_JSON is None or _DB_JSON_ASCII is None:
+        return _dumps(value, indent=None, separators=(",", ":"), sort_keys=False)
+    try:
+        text = _DB_JSON(value)
+    except ValueError:  # NaN or Infinity somewhere: rare, so the copy is paid only then
+        value = finite(value)
+        text = _DB_JSON(value)
+    if not text.isascii() and _has_surrogate(text):
+        text = _DB_JSON_ASCII(value)
+    return text
 
 
 def dumps_output(value: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
@@ -88,10 +122,6 @@ def dumps_output(value: Any, *, indent: int | None = 2, sort_keys: bool = False)
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _FLUSH_PIECES = 16_384
-
-
-def _not_serialisable(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class _Indented:
@@ -114,33 +144,17 @@ class _Indented:
             # Item separator "," + newline + the items' indent: a string never
             # holds a raw newline in JSON, so this is exactly indent=2's layout.
             separator = ",\n" + "  " * (depth + 1)
-            make = getattr(json.encoder, "c_make_encoder", None)
-            if make is None:  # no C accelerator: the standard encoder, slower
-                encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, allow_nan=False,
-                                           separators=(separator, ": ")).encode
-            else:
-                # Circular checks off: results come from parsed JSON.
-                c_encode = make(None, _not_serialisable, self._string, None, ": ", separator, False, False, False)
-
-                def encoder(value: Any, _encode: Any = c_encode) -> str:
-                    return "".join(_encode(value, 0))
-
+            encoder = (_c_encoder(self.ensure_ascii, separator, ": ", False)
+                       or json.JSONEncoder(ensure_ascii=self.ensure_ascii, allow_nan=False,
+                                           separators=(separator, ": ")).encode)
             self._encoders[depth] = encoder
         return encoder
 
     def compact(self, value: Any) -> str:
         """Compact JSON text of ``value``, NaN written as such (for scanning)."""
         if self._compact is None:
-            make = getattr(json.encoder, "c_make_encoder", None)
-            if make is None:
-                self._compact = json.JSONEncoder(ensure_ascii=self.ensure_ascii, check_circular=False).encode
-            else:
-                c_encode = make(None, _not_serialisable, self._string, None, ":", ",", False, False, True)
-
-                def compact(value: Any, _encode: Any = c_encode) -> str:
-                    return "".join(_encode(value, 0))
-
-                self._compact = compact
+            self._compact = (_c_encoder(self.ensure_ascii, ",", ":", True)
+                             or json.JSONEncoder(ensure_ascii=self.ensure_ascii, check_circular=False).encode)
         return self._compact(value)
 
     def _reference(self, value: Any, depth: int) -> str:

@@ -73,3 +73,13 @@ def test_the_cli_prints_the_streamed_result(tmp_path: Any) -> None:
     assert proc.stdout.endswith("}\n")
     assert json.loads(proc.stdout)["status"] == "failed"
     assert io.StringIO(proc.stdout).read() == dumps_output(json.loads(proc.stdout)) + "\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values | st.dictionaries(hostile_text(max_size=8), json_values))
+def test_db_json_writes_what_json_dumps_writes(value: Any) -> None:
+    # db_json calls the C encoder directly (built once) rather than through
+    # json.dumps; the text stored is the same.
+    from connector.text import _dumps, db_json
+
+    assert db_json(value) == _dumps(value, indent=None, separators=(",", ":"), sort_keys=False)
