@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 
@@ -121,6 +122,8 @@ def dumps_output(value: Any, *, indent: int | None = 2, sort_keys: bool = False)
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_STR = frozenset({str})
+_DICT = frozenset({dict})
 _FLUSH_PIECES = 16_384
 
 
@@ -201,23 +204,31 @@ class _Indented:
             out.append(self._flat(value, depth))
             return
         if kind is dict:
-            if all(type(v) in _SCALAR_TYPES for v in value.values()):
-                out.append(self._flat(value, depth) if all(type(k) is str for k in value) else
-                           self._reference(value, depth))
-                return
-            if not all(type(k) is str for k in value):
+            # (type checks through map(): C loops, no generator frames)
+            if not _STR.issuperset(map(type, value)):
                 out.append(self._reference(value, depth))
+                return
+            if _SCALAR_TYPES.issuperset(map(type, value.values())):
+                out.append(self._flat(value, depth))
                 return
             lead = "\n" + "  " * (depth + 1)
             key = self._string
             out.append("{")
             for i, (k, v) in enumerate(value.items()):
-                out.append(f"{',' if i else ''}{lead}{key(k)}: ")
-                self.parts(v, depth + 1, out)
+                head = f"{',' if i else ''}{lead}{key(k)}: "
+                item_kind = type(v)
+                if item_kind is str:
+                    out.append(head + key(v))
+                elif item_kind in _SCALAR_TYPES or (
+                        (item_kind is list and _SCALAR_TYPES.issuperset(map(type, v)))):
+                    out.append(head + self._flat(v, depth + 1))
+                else:
+                    out.append(head)
+                    self.parts(v, depth + 1, out)
             out.append("\n" + "  " * depth + "}")
             return
         if kind is list:
-            if all(type(v) in _SCALAR_TYPES for v in value):
+            if _SCALAR_TYPES.issuperset(map(type, value)):
                 out.append(self._flat(value, depth))
                 return
             lead = "\n" + "  " * (depth + 1)
@@ -247,9 +258,9 @@ _BATCH = 1024
 
 def _flat_records(batch: list[Any]) -> bool:
     """Whether every item is a non-empty object of string keys and scalar values."""
-    return (all(type(item) is dict and item for item in batch)
-            and {type(v) for item in batch for v in item.values()} <= _SCALAR_TYPES
-            and {type(k) for item in batch for k in item} == {str})
+    return (_DICT.issuperset(map(type, batch)) and all(batch)
+            and _SCALAR_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, batch))))
+            and _STR.issuperset(map(type, chain.from_iterable(batch))))
 
 
 def _holds_surrogate(value: Any, top: bool = True) -> bool:
