@@ -220,7 +220,7 @@ class _Indented:
                 if item_kind is str:
                     out.append(head + key(v))
                 elif item_kind in _SCALAR_TYPES or (
-                        (item_kind is list and _SCALAR_TYPES.issuperset(map(type, v)))):
+                        item_kind is list and _SCALAR_TYPES.issuperset(map(type, v))):
                     out.append(head + self._flat(v, depth + 1))
                 else:
                     out.append(head)
