@@ -103,13 +103,15 @@ def _poller(config: Any, workers: int) -> Any:
     return Poller(client=client, store=store, context_factory=context_factory, playbooks=triage, workers=workers)
 
 
-def _fresh_store(state: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        (state / f"store.sqlite{suffix}").unlink(missing_ok=True)
+def _fresh_store(state: Path, budget: bool = False) -> None:
+    for name in ("store.sqlite", "rate_budget.sqlite") if budget else ("store.sqlite",):
+        for suffix in ("", "-wal", "-shm"):
+            (state / f"{name}{suffix}").unlink(missing_ok=True)
 
 
-def _watch_once(config: Any, since: str, expected: int, workers: int, counter: StatementCounter) -> dict[str, Any]:
-    _fresh_store(Path(config.state_dir))
+def _watch_once(config: Any, since: str, expected: int, workers: int, counter: StatementCounter,
+                budget: bool = False) -> dict[str, Any]:
+    _fresh_store(Path(config.state_dir), budget)
     poller = _poller(config, workers)
     counter.take()
     t0 = time.perf_counter_ns()
@@ -148,6 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--budget-scale", type=float, default=60.0,
+                        help="also run with the budget's production limits this many times faster (60: the "
+                             "100 calls/min limit becomes 100 calls/s), to show where it, not the CPU, limits")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -182,6 +187,13 @@ def main() -> None:
                         sample = _watch_once(config, since, args.alerts, workers, counter)
                         watch[workers].append(sample["ns"])
                         counts[workers].append(sample["counts"])
+            budget_config = resolve(config_values(sim.config, state, args.budget_scale))
+            budget_runs: dict[int, list[int]] = {w: [] for w in WORKERS}
+            for round_no in range(max(1, args.rounds // 2)):
+                log(f"budget-bound round {round_no + 1}")
+                for workers in WORKERS:
+                    sample = _watch_once(budget_config, since, args.alerts, workers, counter, budget=True)
+                    budget_runs[workers].append(sample["ns"])
 
     n = args.alerts
     bare_ms = statistics.median(bare) / 1e6 / n
@@ -200,6 +212,12 @@ def main() -> None:
         "alerts_per_second": {w: 1000 / per_alert[w] for w in WORKERS},
         "write_transactions_per_alert": tx,
         "statements_per_alert": statements,
+        "budget_bound": {
+            "budget_scale": args.budget_scale,
+            "limit_calls_per_second": 100 / 60 * args.budget_scale,
+            "calls_per_alert": 1 + 1 / n,  # each alert's files, and the one alert list
+            "alerts_per_second": {w: n / (statistics.median(v) / 1e9) for w, v in budget_runs.items()},
+        },
         "databases_seen": sorted({db for w in WORKERS for c in counts[w] for db in c}),
         "samples_ms": {"bare": [b / 1e6 for b in bare], **{str(w): [v / 1e6 for v in watch[w]] for w in WORKERS}},
         "targets": {"overhead_ms_per_alert": 1.5, "store_write_transactions_per_alert": 3},
