@@ -83,3 +83,15 @@ def test_db_json_writes_what_json_dumps_writes(value: Any) -> None:
     from connector.text import _dumps, db_json
 
     assert db_json(value) == _dumps(value, indent=None, separators=(",", ":"), sort_keys=False)
+
+
+def test_the_surrogate_scan_finds_one_anywhere_and_is_not_fooled_by_numbers() -> None:
+    from connector.text import _holds_surrogate
+
+    records = [{"name": "файл", "size": i} for i in range(5000)]
+    assert not _holds_surrogate({"data": records})
+    # A number whose binary form holds the bytes a surrogate leaves in UTF-8.
+    lookalike = int.from_bytes(b"\xed\xa0\x80\x00", "little")
+    assert not _holds_surrogate({"data": [*records, {"size": lookalike}, 2.0 ** -1000]})
+    assert _holds_surrogate({"data": [*records, {"k\udc80": 1}]})
+    assert _holds_surrogate({"data": [*records[:3000], {"name": ["x", "\ud83d"]}, *records]})
