@@ -126,6 +126,7 @@ def dumps_output(value: Any, *, indent: int | None = 2, sort_keys: bool = False)
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _STR = frozenset({str})
 _DICT = frozenset({dict})
+_LIST = frozenset({list})
 _FLUSH_PIECES = 16_384
 
 
@@ -138,6 +139,7 @@ class _Indented:
         self.ensure_ascii = ensure_ascii
         self._encoders: dict[int, Callable[[Any], str]] = {}
         self._compact: Callable[[Any], str] | None = None
+        self._column: Callable[[Any], str] | None = None
         #: called with the pieces so far (to write and clear them), if set
         self.flush: Callable[[list[str]], None] | None = None
         self._string: Callable[[str], str] = (
@@ -194,6 +196,64 @@ class _Indented:
         body = text[2:-2].replace(f"}},\n{inner}{{", f"\n{outer}}},\n{outer}{{\n{inner}")
         return f"{{\n{inner}{body}\n{outer}}}"
 
+    def _values(self, values: list[Any], depth: int) -> list[str]:
+        """The text of each value (its first line at ``depth``), a whole
+        column at a time where the C encoder can do it."""
+        kinds = set(map(type, values))
+        if kinds <= _SCALAR_TYPES:
+            # Separated by NUL, which JSON text never holds raw.
+            if self._column is None:
+                self._column = _c_encoder(self.ensure_ascii, "\x00", ": ", False)
+            if self._column is not None:
+                try:
+                    text = self._column(values)
+                except ValueError:  # NaN or Infinity: null, as dumps_output does
+                    text = self._column(finite(values))
+                return text[1:-1].split("\x00")
+        if (len(kinds) == 1 and all(values)
+                and ((kinds == _DICT and _STR.issuperset(map(type, chain.from_iterable(values)))
+                      and _SCALAR_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, values)))))
+                     or (kinds == _LIST and _SCALAR_TYPES.issuperset(map(type, chain.from_iterable(values)))))):
+            # Non-empty flat objects (or lists): one call, split where one
+            # ends and the next begins (see _records).
+            opener, closer = ("{", "}") if kinds == _DICT else ("[", "]")
+            inner, outer = "  " * (depth + 1), "  " * depth
+            try:
+                text = self._encoder(depth)(values)
+            except ValueError:
+                text = self._encoder(depth)(finite(values))
+            return [f"{opener}\n{inner}{body}\n{outer}{closer}"
+                    for body in text[2:-2].split(f"{closer},\n{inner}{opener}")]
+        # Anything else, one by one; small objects repeat (an artifact's
+        # cef_types), so each distinct one is rendered once.
+        seen: dict[str, str] = {}
+        texts = []
+        for value in values:
+            key = self.compact(value) if type(value) is dict else None
+            text = seen.get(key) if key is not None else None
+            if text is None:
+                pieces: list[str] = []
+                self.parts(value, depth, pieces)
+                text = "".join(pieces)
+                if key is not None:
+                    seen[key] = text
+            texts.append(text)
+        return texts
+
+    def _table(self, batch: list[Any], depth: int) -> list[str] | None:
+        """The texts of objects (at ``depth``) that all have the same keys
+        in the same order, built column by column; None otherwise."""
+        if not _DICT.issuperset(map(type, batch)):
+            return None
+        keys = list(batch[0])
+        if not keys or not _STR.issuperset(map(type, keys)) or any(list(item) != keys for item in batch):
+            return None
+        inner = "  " * (depth + 1)
+        template = ",".join(f"\n{inner}{self._string(k).replace('%', '%%')}: %s" for k in keys)
+        template = f"{{{template}\n{'  ' * depth}}}"
+        columns = [self._values([item[k] for item in batch], depth + 1) for k in keys]
+        return [template % row for row in zip(*columns, strict=True)]
+
     def parts(self, value: Any, depth: int, out: list[str]) -> None:
         """Append the JSON text of ``value`` (its first line at ``depth``) to
         ``out`` in pieces; :attr:`flush` (when set) may empty ``out`` between
@@ -236,6 +296,7 @@ class _Indented:
             lead = "\n" + "  " * (depth + 1)
             out.append("[")
             flush = self.flush
+            long_list = len(value) > 64
             for start in range(0, len(value), _BATCH):
                 batch = value[start:start + _BATCH]
                 if start:
@@ -243,12 +304,15 @@ class _Indented:
                 if _flat_records(batch):
                     out.append(lead)
                     out.append(self._records(batch, depth + 1))
+                elif (table := self._table(batch, depth + 1)) is not None:
+                    out.append(lead)
+                    out.append(f",{lead}".join(table))
                 else:
                     for i, v in enumerate(batch):
                         out.append(f",{lead}" if i else lead)
                         self.parts(v, depth + 1, out)
-                if flush is not None and len(out) >= _FLUSH_PIECES:
-                    flush(out)
+                if flush is not None and (long_list or len(out) >= _FLUSH_PIECES):
+                    flush(out)  # a batch of a long list: a few MB at most
             out.append("\n" + "  " * depth + "]")
             return
         out.append(self._reference(value, depth))
