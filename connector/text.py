@@ -127,6 +127,7 @@ _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _STR = frozenset({str})
 _DICT = frozenset({dict})
 _LIST = frozenset({list})
+_SMALL_CONTAINERS = (dict, list)
 _FLUSH_PIECES = 16_384
 
 
@@ -229,15 +230,15 @@ class _Indented:
         seen: dict[str, str] = {}
         texts = []
         for value in values:
-            key = self.compact(value) if type(value) is dict else None
-            text = seen.get(key) if key is not None else None
-            if text is None:
+            key = self.compact(value) if type(value) in _SMALL_CONTAINERS and len(value) <= 16 else None
+            rendered = seen.get(key) if key is not None else None
+            if rendered is None:
                 pieces: list[str] = []
                 self.parts(value, depth, pieces)
-                text = "".join(pieces)
+                rendered = "".join(pieces)
                 if key is not None:
-                    seen[key] = text
-            texts.append(text)
+                    seen[key] = rendered
+            texts.append(rendered)
         return texts
 
     def _table(self, batch: list[Any], depth: int) -> list[str] | None:
