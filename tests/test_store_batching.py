@@ -115,3 +115,18 @@ def test_held_writes_of_a_run_that_did_not_finish_are_dropped(tmp_path: Path) ->
         raise RuntimeError("boom")
     store.flush_later()
     assert store.container("a1")["notes"] == ["kept"]
+
+
+def test_a_write_of_several_containers_forgets_their_digests(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "state")
+    first, other = _artifacts("a1", 3), _artifacts("a2", 2)
+    with store.transaction() as conn:
+        store.upsert_container(conn, "a1")
+        store.upsert_container(conn, "a2")
+        store.upsert_artifacts(conn, first)
+        # Both containers at once (no digest), a1's first artifact changed.
+        store.upsert_artifacts(conn, [dict(first[0], name="changed"), *other])
+        assert store.artifacts("a1")[0]["name"] == "changed"
+        # The first list again: not mistaken for unchanged, so written.
+        store.upsert_artifacts(conn, first)
+    assert store.artifacts("a1") == first

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import marshal
 import os
 import secrets
 import socket
@@ -210,12 +211,19 @@ def _dumps(value: Any) -> str:
     return db_json(value)
 
 
-def _digest(artifacts: list[dict[str, Any]]) -> str:
-    """SHA-256 of the artifacts as stored (compact JSON, in order), a slice
-    at a time so that no text as large as the whole list is built."""
-    digest = hashlib.sha256()
-    for start in range(0, len(artifacts), 1024):
-        digest.update(db_json(artifacts[start:start + 1024]).encode("utf-8"))
+def _digest(artifacts: list[dict[str, Any]]) -> str | None:
+    """SHA-256 of the artifacts' exact values, in order, or None when they
+    hold a type marshal cannot write. marshal (format 2: no object sharing,
+    so equal values give equal bytes) is exact, type-tagged and ~3x faster
+    than JSON; a slice at a time, so no copy of the whole list is built.
+    Another format or Python version gives another digest: the artifacts
+    are then written once more, never skipped wrongly."""
+    digest = hashlib.sha256(b"marshal-2:")
+    try:
+        for start in range(0, len(artifacts), 1024):
+            digest.update(marshal.dumps(artifacts[start:start + 1024], 2))
+    except ValueError:
+        return None
     return digest.hexdigest()
 
 
@@ -472,9 +480,8 @@ class Store:
         if not artifacts:
             return 0
         containers = sorted({a["container"] for a in artifacts})
-        digest = None
-        if len(containers) == 1:
-            digest = _digest(artifacts)
+        digest = _digest(artifacts) if len(containers) == 1 else None
+        if digest is not None:
             row = conn.execute("SELECT digest, count FROM artifact_digests WHERE container = ?",
                                (_text(containers[0]),)).fetchone()
             if row is not None and row[0] == digest and row[1] == len(artifacts):
@@ -484,6 +491,8 @@ class Store:
             conn.execute("INSERT INTO artifact_digests (container, digest, count) VALUES (?, ?, ?)"
                          " ON CONFLICT(container) DO UPDATE SET digest = excluded.digest, count = excluded.count",
                          (_text(containers[0]), digest, len(artifacts)))
+        else:  # rows changed without a digest: none of these containers may be skipped on its old one
+            conn.executemany("DELETE FROM artifact_digests WHERE container = ?", [(_text(c),) for c in containers])
         return new
 
     def _upsert_artifacts(self, conn: sqlite3.Connection, artifacts: list[dict[str, Any]],
