@@ -9,6 +9,7 @@ that needs them, so ``--help`` and argument errors stay fast.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -207,8 +208,17 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     except ConnectorError as err:
         result = ActionResult.failure(spec.name if spec else name, err, params)
         return _emit(result, args.output, spec)
-    result = run_action(spec.name, params, context)
-    return _emit(result, args.output, spec)
+    # A large alert allocates millions of objects that all live until the
+    # output is written; the cyclic collector would walk them again and
+    # again. Nothing here builds cycles worth collecting early.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        result = run_action(spec.name, params, context)
+        return _emit(result, args.output, spec)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def cmd_actions(args: argparse.Namespace) -> int:
