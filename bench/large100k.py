@@ -13,7 +13,9 @@ files (default 100,000), warmed before timing. Each round, interleaved:
 - **re-run**: the same command again, the alert unchanged in the store.
 
 Wall time is measured around the process; peak RSS is the child's
-``ru_maxrss`` from ``os.wait4``. stdout goes to a file (a pipe reader would
+``ru_maxrss`` from ``os.wait4``, CPU time (user + system) from the same
+call: on a loaded machine a longer process is preempted more, so the CPU
+ratio is reported beside the wall ratio. stdout goes to a file (a pipe reader would
 be measured too). Prints medians and ratios as JSON.
 """
 
@@ -51,7 +53,8 @@ def _measure(cmd: list[str], env: dict[str, str], out: Path) -> dict[str, float]
         proc.stderr.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])}... exited {proc.returncode}: {err[-500:]}")
-    return {"wall_ms": wall / 1e6, "rss_mb": usage.ru_maxrss / 1024, "bytes": out.stat().st_size}
+    return {"wall_ms": wall / 1e6, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+            "rss_mb": usage.ru_maxrss / 1024, "bytes": out.stat().st_size}
 
 
 def main() -> None:
@@ -94,7 +97,7 @@ def main() -> None:
             check = json.loads((tmp / "first.json").read_text(encoding="utf-8"))
             files = check["summary"]["total_files"]
 
-    med = {name: {k: statistics.median(s[k] for s in runs) for k in ("wall_ms", "rss_mb", "bytes")}
+    med = {name: {k: statistics.median(s[k] for s in runs) for k in ("wall_ms", "cpu_ms", "rss_mb", "bytes")}
            for name, runs in samples.items()}
     out: dict[str, Any] = {
         "files": files,
@@ -102,8 +105,10 @@ def main() -> None:
         "median": med,
         "samples": samples,
         "wall_ratio": med["first"]["wall_ms"] / med["script"]["wall_ms"],
+        "cpu_ratio": med["first"]["cpu_ms"] / med["script"]["cpu_ms"],
         "rss_ratio": med["first"]["rss_mb"] / med["script"]["rss_mb"],
         "rerun_fraction": med["rerun"]["wall_ms"] / med["first"]["wall_ms"],
+        "rerun_cpu_fraction": med["rerun"]["cpu_ms"] / med["first"]["cpu_ms"],
         "rerun_wall_ratio": med["rerun"]["wall_ms"] / med["script"]["wall_ms"],
         "rerun_rss_ratio": med["rerun"]["rss_mb"] / med["script"]["rss_mb"],
         "targets": {"wall_ratio": 3.0, "rss_ratio": 1.5, "rerun_fraction": 0.30},
