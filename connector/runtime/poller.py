@@ -455,6 +455,7 @@ class Poller:
             return None
         if self.stop_event.is_set():  # stopping: queued runs stay queued
             return None
+        counting: Store | None = None
         try:
             if not self.store.claim_playbook_run(run["id"], self.owner):
                 return None  # another live process is running it
@@ -463,8 +464,8 @@ class Poller:
             # store the run writes to: a run that wrote nothing made no attempt.
             run_store = context.store
             if isinstance(run_store, Store):
-                counting: Store = run_store
-                counting.later(lambda conn: counting.count_attempt(conn, run["id"]))
+                counting = run_store
+                counting.later(lambda conn: run_store.count_attempt(conn, run["id"]))
             else:  # run_playbook refuses such a context; the attempt counts as before
                 self.store.start_attempt(run["id"])
             record = run_playbook(run["playbook"], alert_id=run["alert_id"], context=context,
@@ -482,6 +483,8 @@ class Poller:
             # here, so this poller's next poll or another process may take it.
             with contextlib.suppress(Exception):
                 self.store.release_playbook_run(run["id"], self.owner)
+            if counting is not None:  # a run refused before it started holds its count still
+                counting.drop_later()
         return {"id": record.get("id", run["id"]), "status": record.get("status")}
 
     def run_forever(self, interval: float, on_poll: Callable[[PollReport], None] | None = None,
