@@ -453,7 +453,9 @@ class Poller:
     def _run_pending(self, run: dict[str, Any]) -> dict[str, Any] | None:
         if self.context_factory is None:  # only queued when there is one
             return None
-        if self.stop_event.is_set():  # stopping: queued runs stay queued
+        if self.stop_event.is_set():  # stopping: queued runs stay queued, free for any process
+            with contextlib.suppress(Exception):
+                self.store.release_playbook_run(run["id"], self.owner)  # leased when queued
             return None
         counting: Store | None = None
         try:
