@@ -16,9 +16,9 @@ longer branch: severity, note, tag). Each round, in alternating order:
 
 The rate budget keeps its production limits on a clock 10,000x faster
 (``bench.inproc.UNBOUND_SCALE``), so it never makes the loop wait; its
-SQLite work is measured. Write transactions are counted with SQLite's trace
-callback on every connection the store and the budget open (``BEGIN
-IMMEDIATE`` statements), never by a test.
+file work is measured. The store's write transactions are counted with
+SQLite's trace callback on every connection it opens (``BEGIN IMMEDIATE``
+statements), never by a test; the budget is a slot file, not SQLite.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class StatementCounter:
         self.counts: dict[str, dict[str, int]] = {}
 
     def install(self) -> None:
-        import connector.http.ratelimit as ratelimit
         import connector.runtime.store as store
         from connector.sqlite_db import open_database
 
@@ -68,7 +67,6 @@ class StatementCounter:
             return conn
 
         store.open_database = counting_open  # type: ignore[assignment]
-        ratelimit.open_database = counting_open  # type: ignore[attr-defined]
 
     def take(self) -> dict[str, dict[str, int]]:
         with self.lock:
@@ -105,7 +103,7 @@ def _poller(config: Any, workers: int) -> Any:
 
 def _fresh_store(state: Path, budget: bool = False) -> None:
     for name in ("store.sqlite", "rate_budget.sqlite") if budget else ("store.sqlite",):
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".slots"):
             (state / f"{name}{suffix}").unlink(missing_ok=True)
 
 
@@ -198,11 +196,10 @@ def main() -> None:
     n = args.alerts
     bare_ms = statistics.median(bare) / 1e6 / n
     per_alert = {w: statistics.median(v) / 1e6 / n for w, v in watch.items()}
-    tx = {w: {db: statistics.median(c.get(db, {}).get(k, 0) for c in counts[w]) / n
-              for db in ("store.sqlite", "rate_budget.sqlite")
-              for k in ("write_transactions",)} for w in WORKERS}
-    statements = {w: {db: statistics.median(c.get(db, {}).get("statements", 0) for c in counts[w]) / n
-                      for db in ("store.sqlite", "rate_budget.sqlite")} for w in WORKERS}
+    tx = {w: statistics.median(c.get("store.sqlite", {}).get("write_transactions", 0) for c in counts[w]) / n
+          for w in WORKERS}
+    statements = {w: statistics.median(c.get("store.sqlite", {}).get("statements", 0) for c in counts[w]) / n
+                  for w in WORKERS}
     out: dict[str, Any] = {
         "alerts": n,
         "rounds": args.rounds,
@@ -210,8 +207,8 @@ def main() -> None:
         "watch_ms_per_alert": per_alert,
         "overhead_ms_per_alert": {w: per_alert[w] - bare_ms for w in WORKERS},
         "alerts_per_second": {w: 1000 / per_alert[w] for w in WORKERS},
-        "write_transactions_per_alert": tx,
-        "statements_per_alert": statements,
+        "store_write_transactions_per_alert": tx,
+        "store_statements_per_alert": statements,
         "budget_bound": {
             "budget_scale": args.budget_scale,
             "limit_calls_per_second": 100 / 60 * args.budget_scale,
