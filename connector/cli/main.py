@@ -37,6 +37,8 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("connector.cli.runs", "playbook run records in the local store"),
     "quarantine": ("connector.cli.quarantine", "alerts the watcher could not take in"),
     "console": ("connector.cli.console", "local web console: alerts, files, actions and the playbook editor"),
+    "config": ("connector.cli.config_cmd", "show the effective configuration or check it (no network)"),
+    "completion": ("connector.cli.completion", "print a shell completion script (bash, zsh or fish)"),
 }
 
 
@@ -68,26 +70,31 @@ def _setup_logging(verbose: bool) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one sentence and exit code 2.
+    """argparse that reports usage errors as one sentence and exit code 2,
+    with "did you mean" for a misspelt command or choice.
 
-    Every command and subcommand accepts ``--verbose`` (``main`` reads it from
-    argv before parsing); a command may still declare it with its own help.
+    Every command and subcommand accepts ``--verbose``, declared here and
+    nowhere else (``main`` reads it from argv before parsing); a second
+    declaration is an argparse conflict, not silently resolved.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("conflict_handler", "resolve")
         super().__init__(*args, **kwargs)
         self.add_argument("--verbose", "-v", action="store_true", help="log details (secrets redacted) to stderr")
 
     def error(self, message: str) -> Any:  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message}.", hint=f"Run '{self.prog} --help' for usage.")
+        from connector.cli.hints import usage_error
+
+        raise usage_error(self.prog, message)
 
 
 def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    from connector.cli.local import add_state_dir
+
     p.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    add_state_dir(p)
     if output:
         p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
-    p.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted) to stderr")
 
 
 _ALL_COMMANDS = "*"
@@ -103,7 +110,7 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     is complete.
     """
     parser = _Parser(prog="mde-connector", description="Microsoft Defender for Endpoint connector.")
-    parser.add_argument("--version", action="version", version=f"mde-connector {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"mde-connector {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an action (see 'mde-connector actions')",
@@ -116,7 +123,11 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     tc = sub.add_parser("test-connectivity", help="check credentials, permissions and API reachability")
     _add_common(tc)
 
-    sub.add_parser("actions", help="list the actions the manifest declares")
+    acts = sub.add_parser("actions", help="list the actions the manifest declares")
+    acts.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+
+    hlp = sub.add_parser("help", help="show the help of a command, e.g. 'mde-connector help runs list'")
+    hlp.add_argument("topic", nargs="*", metavar="COMMAND", help="command (and subcommand or action)")
 
     man = sub.add_parser("manifest", help="manifest tools")
     man_sub = man.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND", parser_class=_Parser)
@@ -127,24 +138,24 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     art_sub = art.add_subparsers(dest="artifacts_command", metavar="SUBCOMMAND", parser_class=_Parser)
     al = art_sub.add_parser("list", help="list stored artifacts")
     al.add_argument("--alert-id", help="only this alert's artifacts")
-    al.add_argument("--state-dir", help="state directory (default: from the configuration)")
     _add_common(al)
 
     cont = sub.add_parser("containers", help="containers (alerts) in the local store")
     cont_sub = cont.add_subparsers(dest="containers_command", metavar="SUBCOMMAND", parser_class=_Parser)
     cl = cont_sub.add_parser("list", help="list containers")
-    cl.add_argument("--state-dir", help="state directory (default: from the configuration)")
     _add_common(cl)
 
     for name, (module, help_text) in EXTERNAL_COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
         if command not in (_ALL_COMMANDS, name):
             continue
         try:
             importlib.import_module(module).add_arguments(p)
-        except ImportError:
-            # A command whose module is not built yet; reported when used.
-            p.set_defaults(_missing=module)
+        except ImportError as exc:
+            # An optional dependency (or the module itself) is not installed:
+            # reported by name when the command is used, whatever its options.
+            p.add_argument("_rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            p.set_defaults(_missing=exc.name or module)
     return parser
 
 
@@ -193,18 +204,23 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     spec = None
     params: dict[str, Any] = {}
     try:
-        spec = load_manifest().action(name)
+        from connector.cli.hints import find_action, take_alert_id
+
+        spec = find_action(load_manifest(), name)
         params = spec.params_from_cli(args.param)
+        if "alert_id" in params:
+            params["alert_id"] = take_alert_id(params["alert_id"], lambda m: print(m, file=sys.stderr))
         for key, value in params.items():
             check_utf8(f"Parameter '{escape_text(key)}'", key)
             check_utf8(f"Parameter '{key}'", value)
         spec.validate_params(params)  # invalid input is reported before configuration is read
-        from connector.config import load_config
+        from connector.cli.local import load_cli_config
         from connector.runtime.store import Store
 
-        config = load_config(args.config)
-        context = ActionContext(config=config, store=Store.open(config.state_dir),
-                                progress=_progress_printer(args.output == "table" and sys.stderr.isatty()))
+        config = load_cli_config(args)
+        progress = _progress_printer(args.output == "table" and sys.stderr.isatty())
+        context = ActionContext(config=config, store=Store.open(config.state_dir), progress=progress,
+                                client_factory=_client_factory(progress))
     except ConnectorError as err:
         result = ActionResult.failure(spec.name if spec else name, err, params)
         return _emit(result, args.output, spec)
@@ -225,6 +241,12 @@ def cmd_actions(args: argparse.Namespace) -> int:
     from connector.manifest import load_manifest
 
     manifest = load_manifest()
+    if getattr(args, "output", "table") == "json":
+        print(dumps_output([{"name": a.name, "display_name": a.display_name, "description": a.description,
+                             "permissions": list(a.permissions), "read_only": a.read_only,
+                             "parameters": sorted(a.parameters_schema.get("properties", {}))}
+                            for a in manifest.actions]))
+        return EXIT_OK
     rows = [(a.name, a.display_name, ", ".join(a.permissions)) for a in manifest.actions]
     print(render_table(["ACTION", "NAME", "PERMISSIONS"], rows))
     print("\nRun 'mde-connector run ACTION --help' for an action's parameters and outputs.")
@@ -242,17 +264,15 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    if getattr(args, "state_dir", None):
-        return Path(args.state_dir)
-    from connector.config import load_config
+    from connector.cli.local import state_dir
 
-    return load_config(args.config).state_dir
+    return state_dir(args)
 
 
 def _open_store(args: argparse.Namespace) -> Store:
-    from connector.runtime.store import Store
+    from connector.cli.local import open_store_read_only
 
-    return Store.open_existing(_state_dir(args), hint="Run an action first.")  # works on a read-only state directory
+    return open_store_read_only(args, hint="Run an action first.")
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
@@ -285,15 +305,50 @@ def cmd_containers(args: argparse.Namespace) -> int:
 
 
 def _action_help(argv: list[str]) -> int | None:
-    """``run ACTION --help`` prints the manifest-generated help of that action."""
+    """``run ACTION --help`` prints the manifest-generated help of that action,
+    wrapped to the terminal (at most 80 columns) and ending with an example."""
     if len(argv) >= 2 and argv[0] == "run" and any(a in ("-h", "--help") for a in argv[1:]):
         positional = [a for a in argv[1:] if not a.startswith("-")]
         if positional:
+            import shutil
+
+            from connector.cli.hints import action_help, find_action
             from connector.manifest import load_manifest
 
-            print(load_manifest().action(positional[0]).help_text())
+            width = min(80, shutil.get_terminal_size((80, 24)).columns)
+            print(action_help(find_action(load_manifest(), positional[0]), width=max(40, width)))
             return EXIT_OK
     return None
+
+
+def _client_factory(progress: Callable[[str], None]) -> Callable[[Any], Any]:
+    """The action's client as :class:`ActionContext` builds it by default,
+    telling ``progress`` about retries and rate-budget waits."""
+
+    def build(config: Any) -> Any:
+        from connector.http.graph import client_for
+
+        client = client_for(config)
+        if hasattr(client, "notify"):
+            client.notify = progress
+        budget = getattr(client, "budget", None)
+        if budget is not None and hasattr(budget, "on_wait"):
+            budget.on_wait = lambda seconds: progress(
+                f"the connector's rate budget is full; next call in {max(1, round(seconds))} s")
+        return client
+
+    return build
+
+
+def cmd_help(args: argparse.Namespace) -> int:
+    """``help [COMMAND ...]``: the same text as ``COMMAND ... --help``."""
+    topic = [t for t in args.topic if t not in ("-h", "--help")]
+    if not topic:
+        build_parser().print_help()
+        return EXIT_OK
+    if topic[0] == "help":
+        return cmd_help(argparse.Namespace(topic=topic[1:]))
+    return main([*topic, "--help"])
 
 
 def _command_name(argv: Sequence[str]) -> str:
@@ -318,7 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INVALID
         check_utf8("--alert-id", getattr(args, "alert_id", None))
         if getattr(args, "_missing", None):
-            raise ConfigError(f"The '{args.command}' command is not available in this build.")
+            raise ConfigError(f"The '{args.command}' command needs the Python module '{args._missing}', "
+                              "which is not installed.",
+                              hint="Reinstall mde-connector with its dependencies (pip install mde-connector).")
         if args.command in EXTERNAL_COMMANDS:
             return int(importlib.import_module(EXTERNAL_COMMANDS[args.command][0]).run(args))
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -328,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "manifest": cmd_manifest,
             "artifacts": cmd_artifacts,
             "containers": cmd_containers,
+            "help": cmd_help,
         }
         if args.command == "test-connectivity":
             args.param = []

@@ -33,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="playbook_command", metavar="SUBCOMMAND", parser_class=type(parser))
     val = sub.add_parser("validate", help="check playbook files as an editor would before saving")
     val.add_argument("files", nargs="*", metavar="FILE", help="playbook JSON files (default: the shipped ones)")
-    val.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
     val.add_argument("--source", choices=["defender", "graph"],
                      help="accept only the action outputs this API source yields (default: every declared output)")
     val.add_argument("--enrich-files", action="store_true",
@@ -43,12 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_p.add_argument("playbook", metavar="FILE", help="playbook file, or the name of a shipped playbook")
     run_p.add_argument("--alert-id", required=True, help="the Defender alert id (the container)")
     run_p.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    from connector.cli.local import add_state_dir
+
+    add_state_dir(run_p)
     run_p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
-    run_p.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted) to stderr")
 
     ls = sub.add_parser("list", help="list the shipped playbooks")
     ls.add_argument("--output", choices=["table", "json"], default="table", help="output format")
-    ls.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,15 +101,17 @@ def _resolve_playbook(name: str) -> Playbook:
 
 def _run(args: argparse.Namespace) -> int:
     from connector.actions import ActionContext
+    from connector.cli.hints import take_alert_id
+    from connector.cli.local import load_cli_config
     from connector.cli.runs import render_run
-    from connector.config import load_config
     from connector.http.client import DefenderClient
     from connector.runtime.engine import run_playbook
     from connector.runtime.stopping import StopSignals
     from connector.runtime.store import Store, new_owner
 
     playbook = _resolve_playbook(args.playbook)
-    config = load_config(args.config)
+    args.alert_id = take_alert_id(args.alert_id, lambda m: print(m, file=sys.stderr))
+    config = load_cli_config(args)
     show = args.output == "table" and sys.stderr.isatty()
     stops = StopSignals().install()
     try:
