@@ -19,11 +19,27 @@ from . import EXAMPLE_ALERT_ID, LARGE_ALERT_10K
 from .server import Faults, Simulator, SimulatorOptions
 
 
+def default_state_dir() -> pathlib.Path:
+    """``$XDG_STATE_HOME/mde-simulator``, else ``~/.local/state/mde-simulator``:
+    never the current directory (it holds a client secret and keys)."""
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(pathlib.Path.home(), ".local", "state")
+    return pathlib.Path(base) / "mde-simulator"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to ``parser``."""
+    parser.description = (
+        "Run a Microsoft Defender for Endpoint + Entra ID simulator on loopback over HTTPS (its own throwaway "
+        "CA), with generated alerts and files, Microsoft's rate limits and optional faults, until Ctrl-C. At "
+        "start it prints the connection settings and writes a ready connector configuration file "
+        "(mode 0600, client secret inside) with the exact command that uses it.")
+    parser.epilog = "Example: mde-connector simulator --port 8443 --live-interval 30"
     parser.add_argument(
-        "--state-dir", type=pathlib.Path, default=pathlib.Path("mde-simulator"),
-        help="where keys, certificates and the connector config are kept (default: ./mde-simulator)",
+        "--state-dir", type=pathlib.Path, default=None,
+        help="where keys, certificates and the connector config are kept "
+             "(default: $XDG_STATE_HOME/mde-simulator, else ~/.local/state/mde-simulator)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
@@ -100,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """
     problem = _validate(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"mde-connector: {problem}", file=sys.stderr)
         return 2
     options = SimulatorOptions(
         seed=args.seed,
@@ -113,11 +129,11 @@ def run(args: argparse.Namespace) -> int:
         host=getattr(args, "host", "127.0.0.1"),
         port=args.port,
     )
-    state_dir = pathlib.Path(args.state_dir).expanduser().resolve()
+    state_dir = pathlib.Path(args.state_dir or default_state_dir()).expanduser().resolve()
     try:
         sim = Simulator(state_dir, options).start()
     except OSError as exc:
-        print(f"error: the simulator could not start on port {args.port}: {exc.strerror or exc}.",
+        print(f"mde-connector: the simulator could not start on port {args.port}: {exc.strerror or exc}.",
               file=sys.stderr)
         return 1
     stopped = threading.Event()

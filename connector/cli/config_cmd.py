@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return _show(args)
     if command == "check":
         return _check(args)
-    raise ConfigError("mde-connector config: choose a subcommand.",
+    raise ConfigError("config: choose a subcommand.",
                       hint="Try 'mde-connector config show' or 'mde-connector config check'.")
 
 

@@ -53,8 +53,8 @@ def usage_error(prog: str, message: str) -> ConfigError:
         if pairs:
             hint = (f"Action parameters are passed with --param, e.g. --param {pairs[0]}"
                     f"{' (once per parameter)' if len(pairs) > 1 else ''}.")
-    text = f"{where}: {message}" if where else message
-    return ConfigError(f"{text[:1].upper()}{text[1:]}.", hint=hint)
+    text = f"{where}: {message}" if where else f"{message[:1].upper()}{message[1:]}"
+    return ConfigError(f"{text}.", hint=hint)
 
 
 def find_action(manifest: Any, name: str) -> Any:

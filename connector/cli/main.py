@@ -133,6 +133,7 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     man_sub = man.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND", parser_class=_Parser)
     mv = man_sub.add_parser("validate", help="validate manifest.json against its schema")
     mv.add_argument("path", nargs="?", help="manifest file (default: the installed one)")
+    mv.add_argument("--output", choices=["table", "json"], default="table", help="output format")
 
     art = sub.add_parser("artifacts", help="artifacts in the local store")
     art_sub = art.add_subparsers(dest="artifacts_command", metavar="SUBCOMMAND", parser_class=_Parser)
@@ -154,7 +155,6 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
         except ImportError as exc:
             # An optional dependency (or the module itself) is not installed:
             # reported by name when the command is used, whatever its options.
-            p.add_argument("_rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             p.set_defaults(_missing=exc.name or module)
     return parser
 
@@ -257,8 +257,11 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from connector.manifest import validate_manifest_file
 
     if args.manifest_command != "validate":
-        raise ConfigError("mde-connector manifest: choose a subcommand.", hint="Try 'mde-connector manifest validate'.")
+        raise ConfigError("manifest: choose a subcommand.", hint="Try 'mde-connector manifest validate'.")
     report = validate_manifest_file(args.path)
+    if getattr(args, "output", "table") == "json":
+        print(dumps_output({"valid": True, "file": args.path, "report": str(report).splitlines()}))
+        return EXIT_OK
     print(report)
     return EXIT_OK
 
@@ -277,7 +280,7 @@ def _open_store(args: argparse.Namespace) -> Store:
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
     if args.artifacts_command != "list":
-        raise ConfigError("mde-connector artifacts: choose a subcommand.", hint="Try 'mde-connector artifacts list'.")
+        raise ConfigError("artifacts: choose a subcommand.", hint="Try 'mde-connector artifacts list'.")
     store = _open_store(args)
     items = store.artifacts(args.alert_id)
     if args.output == "json":
@@ -293,7 +296,7 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
 
 def cmd_containers(args: argparse.Namespace) -> int:
     if args.containers_command != "list":
-        raise ConfigError("mde-connector containers: choose a subcommand.", hint="Try 'mde-connector containers list'.")
+        raise ConfigError("containers: choose a subcommand.", hint="Try 'mde-connector containers list'.")
     store = _open_store(args)
     items = store.containers()
     if args.output == "json":
@@ -367,15 +370,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shown is not None:
             return shown
         parser = build_parser(_command_name(argv))
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_INVALID
-        check_utf8("--alert-id", getattr(args, "alert_id", None))
+        args, unknown = parser.parse_known_args(argv)
         if getattr(args, "_missing", None):
             raise ConfigError(f"The '{args.command}' command needs the Python module '{args._missing}', "
                               "which is not installed.",
                               hint="Reinstall mde-connector with its dependencies (pip install mde-connector).")
+        if unknown:
+            parser.parse_args(argv)  # reports them, with the subcommand's usage
+        if args.command is None:
+            parser.print_help()
+            return EXIT_INVALID
+        check_utf8("--alert-id", getattr(args, "alert_id", None))
         if args.command in EXTERNAL_COMMANDS:
             return int(importlib.import_module(EXTERNAL_COMMANDS[args.command][0]).run(args))
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="accept only the action outputs this API source yields (default: every declared output)")
     val.add_argument("--enrich-files", action="store_true",
                      help="with --source graph: also the fields enrich_files adds")
+    val.add_argument("--output", choices=["table", "json"], default="table",
+                     help="output format (json: each file with its problems, on stdout)")
 
     run_p = sub.add_parser("run", help="run a playbook against an alert's container")
     run_p.add_argument("playbook", metavar="FILE", help="playbook file, or the name of a shipped playbook")
@@ -55,16 +57,18 @@ def run(args: argparse.Namespace) -> int:
     """Run a ``playbook`` subcommand; returns the exit code."""
     command = getattr(args, "playbook_command", None)
     if command == "validate":
-        return _validate(args.files, getattr(args, "source", None), getattr(args, "enrich_files", False))
+        return _validate(args.files, getattr(args, "source", None), getattr(args, "enrich_files", False),
+                         getattr(args, "output", "table"))
     if command == "run":
         return _run(args)
     if command == "list":
         return _list(args)
-    raise ConfigError("mde-connector playbook: choose a subcommand.",
+    raise ConfigError("playbook: choose a subcommand.",
                       hint="Try 'mde-connector playbook validate FILE' or 'mde-connector playbook run FILE'.")
 
 
-def _validate(files: list[str], api_source: str | None = None, enriched: bool = False) -> int:
+def _validate(files: list[str], api_source: str | None = None, enriched: bool = False,
+              output: str = "table") -> int:
     from connector.runtime.engine import shipped_playbook_files
     from connector.runtime.playbooks import validate_playbook_file
 
@@ -72,14 +76,23 @@ def _validate(files: list[str], api_source: str | None = None, enriched: bool = 
     if not paths:
         raise ConfigError("There are no playbooks to validate.", hint="Pass playbook files.")
     invalid = 0
+    report = []
     for path in paths:
         problems = validate_playbook_file(path, api_source=api_source, enriched=enriched)
+        report.append({"file": str(path), "valid": not problems, "problems": [str(p) for p in problems]})
         if problems:
             invalid += 1
-            for problem in problems:
-                print(escape_text(str(problem)), file=sys.stderr)
+            if output != "json":
+                for problem in problems:
+                    print(escape_text(str(problem)), file=sys.stderr)
+    if output == "json":
+        print(dumps_output({"valid": not invalid, "playbooks": report}))
+        if invalid:
+            print(f"mde-connector: {invalid} of {len(paths)} playbook(s) are invalid.", file=sys.stderr)
     if invalid:
         return EXIT_INVALID
+    if output == "json":
+        return EXIT_OK
     n = len(paths)
     print(f"OK: {n} playbook{'s' if n != 1 else ''} valid")
     return EXIT_OK

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``quarantine list``; returns the exit code."""
     if getattr(args, "quarantine_command", None) != "list":
-        raise ConfigError("mde-connector quarantine: choose a subcommand.",
+        raise ConfigError("quarantine: choose a subcommand.",
                           hint="Try 'mde-connector quarantine list'.")
     from connector.cli.runs import open_store
     from connector.text import dumps_output, escape_text

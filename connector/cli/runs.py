@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
     if command == "show":
         return _show(args)
-    raise ConfigError("mde-connector runs: choose a subcommand.", hint="Try 'mde-connector runs list'.")
+    raise ConfigError("runs: choose a subcommand.", hint="Try 'mde-connector runs list'.")
 
 
 def open_store(args: argparse.Namespace) -> Store:
