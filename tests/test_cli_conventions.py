@@ -321,13 +321,13 @@ def test_config_show_names_each_values_source_and_masks_secrets(
     assert SECRET not in out
     values = json.loads(out)["values"]
     assert values["tenant_id"]["source"] == "file"
-    assert values["cloud"] == {"value": "gcc", "source": "environment", "secret": False}
+    assert values["cloud"] == {"value": "gcc", "source": "environment", "secret": False, "variable": "MDE_CLOUD"}
     assert values["client_secret"]["value"] == "********" and values["client_secret"]["secret"] is True
     assert values["timeout_seconds"]["source"] == "default"
     assert values["api_base_url"]["source"] == "default" and values["api_base_url"]["value"].startswith("https://")
     assert main(["config", "show", "--config", str(config)]) == EXIT_OK
     table = capsys.readouterr().out
-    assert SECRET not in table and "(environment)" in table and "(file)" in table
+    assert SECRET not in table and "(environment MDE_CLOUD)" in table and "(file)" in table
 
 
 def test_config_show_works_with_an_incomplete_configuration(tmp_path: Path, no_mde_env: None,

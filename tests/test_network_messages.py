@@ -150,3 +150,38 @@ def test_a_rate_budget_wait_tells_its_real_remaining_time(tmp_path: Path) -> Non
     now[0] += 15
     budget.acquire()
     assert len(told) == 1 and 44 < told[0] < 46  # 60 s window, 15 s already passed
+
+
+def test_retries_show_on_a_terminal(simulator: Any, tmp_path: Path) -> None:
+    """On a pseudo-terminal, ``run`` tells each retry as it waits; the token
+    comes from the simulator, the API's port refuses."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    port = _free_port()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**simulator.connector_config(), "api_base_url": f"https://127.0.0.1:{port}",
+                                  "state_dir": str(tmp_path / "state"), "max_retries": 2}), encoding="utf-8")
+    config.chmod(0o600)
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "run", "get_alert_related_files", "--param",
+                             "alert_id=da123", "--config", str(config)], stdin=subprocess.DEVNULL, stdout=follower,
+                            stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 1
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert "retrying in" in shown and "attempt 2 of 3" in shown and "attempt 3 of 3" in shown
+    assert f"127.0.0.1:{port} refused the connection" in shown

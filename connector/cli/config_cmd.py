@@ -98,6 +98,7 @@ def effective(args: argparse.Namespace, env: Any = None) -> dict[str, Any]:
             source, value = "option", merged[key]
         elif env.get(ENV_PREFIX + key.upper()) not in (None, ""):
             source, value = "environment", merged.get(key)
+            values[key] = {"variable": ENV_PREFIX + key.upper()}
         elif key in file_values:
             source, value = "file", file_values[key]
         elif key in _DERIVED and resolved is not None:
@@ -114,7 +115,7 @@ def effective(args: argparse.Namespace, env: Any = None) -> dict[str, Any]:
             value = MASK
         elif key == "proxy" and isinstance(value, str):
             value = _mask_url(value)
-        values[key] = {"value": value, "source": source, "secret": secret}
+        values[key] = {"value": value, "source": source, "secret": secret, **values.get(key, {})}
     return {"config_file": path, "valid": problem is None, "problem": problem, "values": values}
 
 
@@ -130,7 +131,8 @@ def _show(args: argparse.Namespace) -> int:
     keys = max(len(k) for k in report["values"])
     for key, v in report["values"].items():
         value = "-" if v["value"] is None else cell(v["value"])
-        print(f"  {key:<{keys}}  {value}  ({v['source']})")
+        source = f"{v['source']} {v['variable']}" if v.get("variable") else v["source"]
+        print(f"  {key:<{keys}}  {value}  ({source})")
     if report["problem"]:
         print(f"mde-connector: the configuration is not usable yet: {escape_text(report['problem'])}",
               file=sys.stderr)
@@ -157,8 +159,12 @@ def _check(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(dumps_output(summary))
     else:
-        print(escape_text(f"OK: the configuration is valid ({config.cloud} cloud, {credential}, "
-                          f"API {config.api_base_url}, sign-in {config.authority_url}, "
-                          f"state in {config.state_dir}). Nothing was sent over the network; "
-                          "'mde-connector test-connectivity' checks the credentials."))
+        lines = ["OK: the configuration is valid (nothing was sent over the network).",
+                 f"  cloud       {config.cloud}, source {summary['source']}",
+                 f"  credential  {credential}",
+                 f"  API         {config.api_base_url}",
+                 f"  sign-in     {config.authority_url}",
+                 f"  state       {config.state_dir}",
+                 "'mde-connector test-connectivity' checks the credentials against Entra ID and the API."]
+        print("\n".join(escape_text(line) for line in lines))
     return EXIT_OK

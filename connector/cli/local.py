@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,3 +51,15 @@ def add_state_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", metavar="DIR",
                         help="state directory (default: $MDE_STATE_DIR, the configuration's state_dir, "
                              "else ~/.local/state/mde-connector)")
+
+
+def tell_progress(client: Any, progress: Callable[[str], None]) -> Any:
+    """``client`` set to tell ``progress`` each retry about to wait and each
+    wait for the connector's rate budget, with its real length."""
+    if hasattr(client, "notify"):
+        client.notify = progress
+    budget = getattr(client, "budget", None)
+    if budget is not None and hasattr(budget, "on_wait"):
+        budget.on_wait = lambda seconds: progress(
+            f"the connector's rate budget is full; next call in {max(1, round(seconds))} s")
+    return client

@@ -329,16 +329,10 @@ def _client_factory(progress: Callable[[str], None]) -> Callable[[Any], Any]:
     telling ``progress`` about retries and rate-budget waits."""
 
     def build(config: Any) -> Any:
+        from connector.cli.local import tell_progress
         from connector.http.graph import client_for
 
-        client = client_for(config)
-        if hasattr(client, "notify"):
-            client.notify = progress
-        budget = getattr(client, "budget", None)
-        if budget is not None and hasattr(budget, "on_wait"):
-            budget.on_wait = lambda seconds: progress(
-                f"the connector's rate budget is full; next call in {max(1, round(seconds))} s")
-        return client
+        return tell_progress(client_for(config), progress)
 
     return build
 

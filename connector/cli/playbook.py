@@ -115,7 +115,7 @@ def _resolve_playbook(name: str) -> Playbook:
 def _run(args: argparse.Namespace) -> int:
     from connector.actions import ActionContext
     from connector.cli.hints import take_alert_id
-    from connector.cli.local import load_cli_config
+    from connector.cli.local import load_cli_config, tell_progress
     from connector.cli.runs import render_run
     from connector.http.client import DefenderClient
     from connector.runtime.engine import run_playbook
@@ -127,11 +127,15 @@ def _run(args: argparse.Namespace) -> int:
     config = load_cli_config(args)
     show = args.output == "table" and sys.stderr.isatty()
     stops = StopSignals().install()
+
+    def progress(message: str) -> None:
+        if show:
+            print(f"… {escape_text(message)}", file=sys.stderr, flush=True)
+
     try:
-        context = ActionContext(config=config, store=Store.open(config.state_dir),
-                                progress=(lambda m: print(f"… {escape_text(m)}", file=sys.stderr, flush=True))
-                                if show else (lambda m: None),
-                                client_factory=lambda _cfg: stops.interruptible(DefenderClient.from_config(config)))
+        context = ActionContext(config=config, store=Store.open(config.state_dir), progress=progress,
+                                client_factory=lambda _cfg: stops.interruptible(
+                                    tell_progress(DefenderClient.from_config(config), progress)))
         record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual",
                               owner=new_owner(), stop=stops.event)
     finally:
