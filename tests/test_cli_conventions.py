@@ -224,6 +224,25 @@ def test_a_missing_module_is_named_not_unrecognized_arguments(monkeypatch: pytes
     assert "unrecognized" not in line
 
 
+def test_a_dependency_missing_at_run_time_is_named(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    fake = types.ModuleType("connector_fake_command")
+
+    def run(args: argparse.Namespace) -> int:
+        raise ModuleNotFoundError("No module named 'msal'", name="msal")
+
+    fake.add_arguments = lambda parser: None  # type: ignore[attr-defined]
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "connector_fake_command", fake)
+    monkeypatch.setitem(EXTERNAL_COMMANDS, "fake", ("connector_fake_command", "a command needing msal"))
+    monkeypatch.delenv("MDE_DEBUG", raising=False)
+    assert main(["fake"]) == EXIT_INVALID
+    line = one_error_line(capsys.readouterr().err)
+    assert "'msal'" in line and "not installed" in line and "internal error" not in line
+
+
 # -- 6: one state-directory rule, no credentials to read the store ---------------
 
 
@@ -254,6 +273,29 @@ def test_store_readers_use_the_config_files_state_dir_without_a_secret(
     # --state-dir and --config together: accepted by every command, --state-dir wins.
     assert main([*command, "--config", str(config), "--state-dir", str(tmp_path / "nowhere")]) == EXIT_INVALID
     assert str(tmp_path / "nowhere") in one_error_line(capsys.readouterr().err)
+
+
+def test_the_console_shows_the_store_without_any_configuration(tmp_path: Path) -> None:
+    """No --config, no credentials: the console starts on MDE_STATE_DIR's
+    store, read-only for actions, like every other store reader."""
+    state = _store(tmp_path / "state")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "console"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**env, "MDE_STATE_DIR": str(state)})
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for _ in range(20):
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("Open ") or not line:
+                break
+        text = "".join(lines)
+        assert f"store:     {state / 'store.sqlite'}" in text
+        assert "actions are disabled" in " ".join(text.split())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_state_dir_precedence_is_option_env_file_default(tmp_path: Path, no_mde_env: None,

@@ -51,10 +51,19 @@ def run(args: argparse.Namespace) -> int:
         state = state_dir(args)
         problem = "Started with --state-dir only: start the console with --config FILE to run actions."
     else:
-        from connector.cli.local import load_cli_config
+        from connector.cli.local import load_cli_config, state_dir
 
-        config = load_cli_config(args)
-        state = config.state_dir
+        try:
+            config = load_cli_config(args)
+            state = config.state_dir
+        except ConfigError as err:
+            # Showing an existing store needs no credentials: its directory
+            # comes from the same rule as for every other command.
+            state = state_dir(args)
+            if args.config or not (state / "store.sqlite").exists():
+                raise
+            problem = (f"No usable configuration ({err.message.rstrip('.')}): the store is shown, actions are "
+                       "disabled; start the console with --config FILE to run them.")
     store = Store.open(state)
     app = ConsoleApp(store=store, config=config, config_problem=problem,
                      playbook_dir=Path(args.playbooks) if args.playbooks else state / "playbooks")

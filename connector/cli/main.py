@@ -392,6 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectorError as err:
         print(f"mde-connector: {escape_text(err.sentence())}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as exc:
+        if os.environ.get("MDE_DEBUG") or not exc.name:
+            raise
+        # An optional or broken dependency: named, with the fix.
+        print(f"mde-connector: this command needs the Python module '{escape_text(exc.name)}', which is not "
+              "installed; reinstall mde-connector with its dependencies.", file=sys.stderr)
+        return EXIT_INVALID
     except KeyboardInterrupt:
         print("mde-connector: interrupted.", file=sys.stderr)
         return 130

@@ -1,6 +1,6 @@
 """``mde-connector quarantine``: alerts the watcher could not take in.
 
-    mde-connector quarantine list [--state-dir D | --config F] [--output table|json]
+    mde-connector quarantine list [--state-dir D] [--config F] [--output table|json]
 
 An alert that ``watch`` could not take in (no usable id or time, a value of
 the wrong type, nesting too deep to store, a store write that failed) is

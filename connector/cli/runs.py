@@ -1,7 +1,7 @@
 """``mde-connector runs``: playbook run records in the local store.
 
-    mde-connector runs list [--alert-id X] [--state-dir D | --config F] [--output table|json]
-    mde-connector runs show ID [--state-dir D | --config F] [--output table|json]
+    mde-connector runs list [--alert-id X] [--state-dir D] [--config F] [--output table|json]
+    mde-connector runs show ID [--state-dir D] [--config F] [--output table|json]
 
 Mounted by :mod:`connector.cli.main` (``add_arguments`` / ``run``); imports
 nothing heavy at module level.
