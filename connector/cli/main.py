@@ -126,7 +126,7 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     acts = sub.add_parser("actions", help="list the actions the manifest declares")
     acts.add_argument("--output", choices=["table", "json"], default="table", help="output format")
 
-    hlp = sub.add_parser("help", help="show the help of a command, e.g. 'mde-connector help runs list'")
+    hlp = sub.add_parser("help", help="show a command's help, e.g. 'mde-connector help runs list'")
     hlp.add_argument("topic", nargs="*", metavar="COMMAND", help="command (and subcommand or action)")
 
     man = sub.add_parser("manifest", help="manifest tools")
