@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--files-page-size", type=int, default=None,
         help="page /api/alerts/{id}/files with @odata.nextLink every N files (default: no paging)",
     )
+    parser.add_argument("--output", choices=["table", "json"], default="table",
+                        help="how to print the connection settings (json: one object on one line)")
 
 
 def _validate(args: argparse.Namespace) -> str | None:
@@ -109,6 +111,18 @@ def banner(sim: Simulator, config_path: pathlib.Path) -> str:
     return "\n".join(lines)
 
 
+def settings(sim: Any, config_path: pathlib.Path) -> dict[str, Any]:
+    """The connection settings of a started simulator (no secret: the client
+    secret is only in the 0600 configuration file)."""
+    from . import EXAMPLE_ALERT_ID
+
+    return {"base_url": sim.base_url, "tenant_id": sim.tenant_id, "client_id": sim.client_id,
+            "authority_url": sim.authority_url, "api_base_url": sim.api_base_url, "token_scope": sim.token_scope,
+            "ca_bundle": str(sim.ca_bundle), "client_certificate_pem": str(sim.client_cert_pem),
+            "client_certificate_pfx": str(sim.client_cert_pfx), "alerts": len(sim.alerts),
+            "example_alert_id": EXAMPLE_ALERT_ID, "config_file": str(config_path)}
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the simulator, print the banner, serve until SIGINT/SIGTERM.
 
@@ -147,7 +161,12 @@ def run(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, _stop)
     try:
         config_path = sim.write_config(state_dir / "connector-config.json")
-        print(banner(sim, config_path), flush=True)
+        if getattr(args, "output", "table") == "json":
+            import json
+
+            print(json.dumps(settings(sim, config_path)), flush=True)
+        else:
+            print(banner(sim, config_path), flush=True)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -156,5 +175,6 @@ def run(args: argparse.Namespace) -> int:
         sim.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("Simulator stopped.", flush=True)
+    if getattr(args, "output", "table") != "json":
+        print("Simulator stopped.", flush=True)
     return 0

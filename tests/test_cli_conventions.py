@@ -140,6 +140,9 @@ def test_fish_completion_names_every_command_and_action() -> None:
     for name in ("run", "runs", "config", "completion"):
         assert f"-a {name} " in text
     assert "get_alert_related_files" in text and "alert_id=" in text
+    # Action names after 'run', not after 'playbook run'.
+    actions = next(line for line in text.splitlines() if "get_alert_related_files" in line and "-a" in line)
+    assert "not __fish_seen_subcommand_from playbook" in actions
 
 
 def test_actions_output_json_lists_every_manifest_action(capsys: pytest.CaptureFixture[str]) -> None:
@@ -452,3 +455,20 @@ def test_simulator_and_demo_help_describe_themselves(command: str, words: str) -
     description = done.stdout.split("\n\n")[1]
     assert words in " ".join(description.split())
     assert "Example:" in done.stdout
+
+
+def test_simulator_output_json_prints_its_settings_on_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "connector", "simulator", "--output", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**env, "XDG_STATE_HOME": str(tmp_path)}, cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        settings = json.loads(proc.stdout.readline())
+        assert settings["api_base_url"].startswith("https://127.0.0.1:")
+        assert settings["config_file"] == str(tmp_path / "mde-simulator" / "connector-config.json")
+        assert "client_secret" not in settings
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not list(tmp_path.glob("*.json"))  # nothing written to the current directory
