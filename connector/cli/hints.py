@@ -124,7 +124,10 @@ def action_help(spec: Any, width: int = 80) -> str:
         # Shell line continuations keep it one pasteable command.
         head, sep, rest = example.partition(" --param ")
         example = head + " \\\n    --param " + rest.replace(" --param ", " \\\n    --param ") if sep else example
-    text = spec.help_text() + "\n\nExample:\n" + example
+    text = spec.help_text()
+    if "alert_id" in spec.parameters_schema.get("properties", {}):
+        text += "\n\nA link to the alert in the Defender portal works as alert_id too."
+    text += "\n\nExample:\n" + example
     lines: list[str] = []
     for line in text.split("\n"):
         if len(line) <= width:
@@ -132,5 +135,5 @@ def action_help(spec: Any, width: int = 80) -> str:
             continue
         indent = line[: len(line) - len(line.lstrip())]
         lines += textwrap.wrap(line.strip(), width=width, initial_indent=indent,
-                               subsequent_indent=indent + "  ", break_on_hyphens=False) or [""]
+                               subsequent_indent=indent, break_on_hyphens=False) or [""]
     return "\n".join(lines)
