@@ -152,23 +152,16 @@ def test_a_rate_budget_wait_tells_its_real_remaining_time(tmp_path: Path) -> Non
     assert len(told) == 1 and 44 < told[0] < 46  # 60 s window, 15 s already passed
 
 
-def test_retries_show_on_a_terminal(simulator: Any, tmp_path: Path) -> None:
-    """On a pseudo-terminal, ``run`` tells each retry as it waits; the token
-    comes from the simulator, the API's port refuses."""
+def _on_a_terminal(*args: str, expect: int) -> str:
+    """Run the command with stdout and stderr on a pseudo-terminal; what it showed."""
     import os
     import pty
     import subprocess
     import sys
 
-    port = _free_port()
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({**simulator.connector_config(), "api_base_url": f"https://127.0.0.1:{port}",
-                                  "state_dir": str(tmp_path / "state"), "max_retries": 2}), encoding="utf-8")
-    config.chmod(0o600)
     leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "run", "get_alert_related_files", "--param",
-                             "alert_id=da123", "--config", str(config)], stdin=subprocess.DEVNULL, stdout=follower,
+    proc = subprocess.Popen([sys.executable, "-m", "connector", *args], stdin=subprocess.DEVNULL, stdout=follower,
                             stderr=follower, env=env)
     os.close(follower)
     chunks = []
@@ -181,7 +174,38 @@ def test_retries_show_on_a_terminal(simulator: Any, tmp_path: Path) -> None:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert proc.wait(timeout=120) == 1
-    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.wait(timeout=300) == expect
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _config_file(tmp_path: Path, values: dict[str, Any]) -> str:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**values, "state_dir": str(tmp_path / "state")}), encoding="utf-8")
+    config.chmod(0o600)
+    return str(config)
+
+
+def test_retries_show_on_a_terminal(simulator: Any, tmp_path: Path) -> None:
+    """On a pseudo-terminal, ``run`` tells each retry as it waits; the token
+    comes from the simulator, the API's port refuses."""
+    port = _free_port()
+    config = _config_file(tmp_path, {**simulator.connector_config(), "api_base_url": f"https://127.0.0.1:{port}",
+                                     "max_retries": 2})
+    shown = _on_a_terminal("run", "get_alert_related_files", "--param", "alert_id=da123", "--config", config,
+                           expect=1)
     assert "retrying in" in shown and "attempt 2 of 3" in shown and "attempt 3 of 3" in shown
     assert f"127.0.0.1:{port} refused the connection" in shown
+
+
+def test_watch_shows_a_rate_budget_wait_on_a_terminal(simulator: Any, tmp_path: Path) -> None:
+    """One call a (scaled) minute: watch tells the wait for the next call,
+    where the backlog's ETA would have said 0 s."""
+    config = _config_file(tmp_path, {**simulator.connector_config(), "rate_per_minute": 1,
+                                     "rate_time_scale": 0.1})  # a minute lasts 6 s
+    shown = _on_a_terminal("watch", "--once", "--no-playbooks", "--page-size", "20", "--since", "30d",
+                           "--config", config, expect=0)
+    import re
+
+    waits = [int(n) for n in re.findall(r"the connector's rate budget is full; next call in (\d+) s", shown)]
+    assert waits and all(1 <= n <= 6 for n in waits)
+    assert "ETA 0 s" not in shown

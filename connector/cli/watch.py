@@ -146,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
     poller = build_poller(args, config, stops)
     tty = sys.stderr.isatty() and args.output == "table"
     if tty:
-        budget = getattr(poller.client, "budget", None)
-        if budget is not None and hasattr(budget, "on_wait"):
-            # A wait for the rate budget shows how long it really lasts,
-            # where the backlog's ETA would say 0 s.
-            budget.on_wait = lambda seconds: print(
-                f"\r… rate budget full: next call in {seconds:.0f} s   ", end="", file=sys.stderr, flush=True)
+        from connector.cli.local import tell_progress
+
+        # Retries and rate-budget waits show how long they really last,
+        # where the backlog's ETA would say 0 s.
+        tell_progress(poller.client, lambda message: print(f"\r… {escape_text(message)}   ", end="",
+                                                           file=sys.stderr, flush=True))
 
     def on_alert(alert: dict[str, Any], stats: Any) -> None:
         if tty:
