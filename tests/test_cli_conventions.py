@@ -428,6 +428,16 @@ def test_a_pasted_portal_link_is_taken_as_its_alert_id_and_said_so(
     assert f"took alert id {ALERT} from the Defender portal link" in err
 
 
+def test_a_portal_link_works_as_alert_id_option(tmp_path: Path, no_mde_env: None,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.runtime.store import Store
+
+    Store.open(tmp_path)
+    assert main(["runs", "list", "--alert-id", PORTAL, "--state-dir", str(tmp_path), "--output", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [] and f"took alert id {ALERT}" in err
+
+
 def test_a_bare_key_value_gets_the_param_hint() -> None:
     done = cli("run", "get_alert_related_files", f"alert_id={ALERT}")
     assert done.returncode == EXIT_INVALID

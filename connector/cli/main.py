@@ -375,6 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_INVALID
         check_utf8("--alert-id", getattr(args, "alert_id", None))
+        if getattr(args, "alert_id", None):
+            from connector.cli.hints import take_alert_id
+
+            args.alert_id = take_alert_id(args.alert_id, lambda m: print(m, file=sys.stderr))
         if args.command in EXTERNAL_COMMANDS:
             return int(importlib.import_module(EXTERNAL_COMMANDS[args.command][0]).run(args))
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {
