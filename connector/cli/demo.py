@@ -4,9 +4,12 @@ One command after install: start the simulator in-process, configure the
 connector against it in a fresh state directory (no secret typed, nothing
 written outside that directory), test connectivity, take the simulator's new
 alerts through the shipped triage playbook via the new-alert poller, and show
-the analyst's view of the files. Ends with where the store is and the exact
-commands to run the action by hand against the same simulator, and offers
-the web console (`mde-connector console`) on the same store.
+the analyst's view of the files. It runs isolated: the user's ``MDE_*``
+environment is never read. A temporary directory (it holds the simulator's
+client secret) is removed at the end unless ``--keep`` or ``--keep-running``;
+when kept (or chosen with ``--state-dir``), the demo ends with where the store
+is, the exact commands to run the action by hand against the same simulator,
+and the web console (`mde-connector console`) on the same store.
 """
 
 from __future__ import annotations
