@@ -191,6 +191,11 @@ def test_a_misspelt_action_gets_did_you_mean(capsys: pytest.CaptureFixture[str])
     assert "Did you mean 'get_alert_related_files'?" in one_error_line(capsys.readouterr().err)
 
 
+def test_a_misspelt_shipped_playbook_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["playbook", "run", "triage_new_alrt", "--alert-id", ALERT]) == EXIT_INVALID
+    assert "Did you mean 'triage_new_alert'?" in one_error_line(capsys.readouterr().err)
+
+
 def test_usage_errors_carry_one_prefix(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runs", "list", "--output", "yaml"]) == EXIT_INVALID
     line = one_error_line(capsys.readouterr().err)

@@ -108,8 +108,12 @@ def _resolve_playbook(name: str) -> Playbook:
     for shipped in shipped_playbook_files():
         if shipped.stem == name:
             return load_playbook(shipped)
-    known = ", ".join(p.stem for p in shipped_playbook_files())
-    raise PlaybookError(f"Playbook {name!r} is neither a file nor a shipped playbook; shipped playbooks: {known}.")
+    from connector.cli.hints import did_you_mean
+
+    stems = [p.stem for p in shipped_playbook_files()]
+    guess = did_you_mean(name, stems)
+    raise PlaybookError(f"Playbook {name!r} is neither a file nor a shipped playbook; shipped playbooks: "
+                        f"{', '.join(stems)}.", hint=f"Did you mean '{guess}'?" if guess else None)
 
 
 def _run(args: argparse.Namespace) -> int:
