@@ -406,6 +406,23 @@ def test_config_check_validates_without_the_network(tmp_path: Path, no_mde_env: 
     assert "'cloud'" in one_error_line(err)
 
 
+def test_config_check_opens_a_certificate_credential_offline(tmp_path: Path, no_mde_env: None, simulator: Any,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    pfx = str(simulator.client_cert_pfx)
+    good = _config_file(tmp_path, client_secret=None, certificate_path=pfx,
+                        certificate_password=simulator.client_cert_pfx_password)
+    values = json.loads(good.read_text(encoding="utf-8"))
+    del values["client_secret"]
+    good.write_text(json.dumps(values), encoding="utf-8")
+    assert main(["config", "check", "--config", str(good)]) == EXIT_OK, capsys.readouterr().err
+    assert "credential  certificate" in capsys.readouterr().out
+    values["certificate_password"] = "wrong-password"
+    good.write_text(json.dumps(values), encoding="utf-8")
+    assert main(["config", "check", "--config", str(good)]) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "certificate_password" in one_error_line(err) and "wrong-password" not in err
+
+
 # -- 9: portal links and bare KEY=VALUE ------------------------------------------------
 
 

@@ -12,7 +12,8 @@ masked. It works with an incomplete configuration (and says what is wrong).
 
 ``check`` validates the configuration as an action would before its first
 request (keys, types, credential choice, endpoints, files it names, the state
-directory) without any network call; exit 0 when valid, 2 when not.
+directory, a certificate credential opened with its password) without any
+network call; exit 0 when valid, 2 when not.
 """
 
 from __future__ import annotations
@@ -145,6 +146,12 @@ def _check(args: argparse.Namespace) -> int:
     path = _file(args)
     try:
         config = load_cli_config(args)
+        if config.certificate_path is not None:
+            # Opening the key with its password is offline and catches the
+            # commonest certificate mistake before any sign-in is attempted.
+            from connector.http.auth import _load_certificate
+
+            _load_certificate(config)
     except ConnectorError as err:
         if args.output == "json":
             print(dumps_output({"config_file": path, "valid": False, "problem": err.sentence(),
