@@ -191,6 +191,13 @@ def test_a_misspelt_action_gets_did_you_mean(capsys: pytest.CaptureFixture[str])
     assert "Did you mean 'get_alert_related_files'?" in one_error_line(capsys.readouterr().err)
 
 
+def test_a_misspelt_choice_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["actions", "--output", "jsno"]) == EXIT_INVALID
+    assert "Did you mean 'json'?" in one_error_line(capsys.readouterr().err)
+    assert main(["help", "rnu"]) == EXIT_INVALID
+    assert "Did you mean 'run'?" in one_error_line(capsys.readouterr().err)
+
+
 def test_a_misspelt_shipped_playbook_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["playbook", "run", "triage_new_alrt", "--alert-id", ALERT]) == EXIT_INVALID
     assert "Did you mean 'triage_new_alert'?" in one_error_line(capsys.readouterr().err)
