@@ -42,7 +42,8 @@ def load_cli_config(args: argparse.Namespace) -> Any:
 
     config = load_config(getattr(args, "config", None))
     if getattr(args, "state_dir", None):
-        config = dataclasses.replace(config, state_dir=state_dir(args))
+        state = state_dir(args)
+        config = dataclasses.replace(config, state_dir=state, raw={**config.raw, "state_dir": str(state)})
     return config
 
 
