@@ -313,6 +313,14 @@ def test_the_console_shows_the_store_without_any_configuration(tmp_path: Path) -
         proc.wait(timeout=30)
 
 
+def test_state_dir_option_applies_to_commands_that_call_the_api(tmp_path: Path, no_mde_env: None, simulator: Any,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = simulator.write_config(tmp_path / "sim.json", state_dir=str(tmp_path / "from-file"))
+    assert main(["test-connectivity", "--config", str(config), "--state-dir", str(tmp_path / "opt")]) == 0, \
+        capsys.readouterr().err
+    assert (tmp_path / "opt" / "store.sqlite").exists() and not (tmp_path / "from-file").exists()
+
+
 def test_state_dir_precedence_is_option_env_file_default(tmp_path: Path, no_mde_env: None,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from connector.config import default_state_dir, state_dir_setting
