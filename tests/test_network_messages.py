@@ -111,7 +111,7 @@ def test_the_client_reports_a_refused_api_and_tells_each_retry(tmp_path: Path) -
                             rng=lambda: 1.0)
     client.notify = told.append
     with pytest.raises(NetworkError) as caught:
-        client.get_alert("da123")
+        client.alert_files("da123")
     assert f"127.0.0.1:{port} refused the connection" in caught.value.message
     assert len(told) == 2 == len(waits)
     assert told[0].endswith(f"retrying in {max(1, round(waits[0]))} s, attempt 2 of 3")
