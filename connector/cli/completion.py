@@ -55,8 +55,8 @@ class Node:
 def _kind(action: argparse.Action) -> str:
     if action.choices:
         return " ".join(str(c) for c in action.choices)
-    words = f"{action.dest} {action.metavar or ''}".lower()
-    if any(w in words for w in ("config", "file", "dir", "path", "playbooks", "out")):
+    words = set(action.dest.lower().split("_")) | {str(action.metavar or "").lower()}
+    if words & {"config", "file", "dir", "path", "playbook", "playbooks", "out"}:
         return FILE
     return ANY
 

@@ -367,12 +367,13 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def connection_failure(exc: BaseException, url: str, timeout: float | tuple[float, float] | None = None,
-                       what: str = "") -> tuple[str, str]:
+def connection_failure(exc: BaseException, url: str,
+                       timeout: float | tuple[float, float] | None = None) -> tuple[str, str]:
     """What went wrong reaching ``url``, as a sentence and a hint: the name
     did not resolve (DNS), the connection was refused, connecting timed out,
     the server accepted but did not answer in time, or the connection was
-    reset. ``what`` names the other end (default: its host and port)."""
+    reset. The sentence names the host and port; ``timeout`` (connect, read)
+    gives the seconds waited."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -381,7 +382,7 @@ def connection_failure(exc: BaseException, url: str, timeout: float | tuple[floa
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         port = 443
-    where = what or f"{host}:{port}"
+    where = f"{host}:{port}"
     connect, read = (timeout if isinstance(timeout, tuple) else (timeout, timeout)) if timeout else (None, None)
     chain = _causes(exc)
     proxy = any(isinstance(e, requests.exceptions.ProxyError) for e in chain)
