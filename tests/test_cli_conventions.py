@@ -76,14 +76,14 @@ def test_help_run_action_is_the_actions_manifest_help(capsys: pytest.CaptureFixt
     assert "Example:" in capsys.readouterr().out
 
 
-def _complete(script: Path, *words: str) -> list[str]:
+def _complete(script: Path, *words: str, cwd: Path | None = None) -> list[str]:
     """COMPREPLY of the bash completion for the command line ``words`` (the
     last one being completed)."""
     quoted = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
     program = (f"source '{script}'; COMP_WORDS=({quoted}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); "
                "_mde_connector; printf '%s\\n' \"${COMPREPLY[@]}\"")
     done = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return [w for w in done.stdout.splitlines() if w]
 
@@ -115,6 +115,13 @@ def test_bash_completion_knows_the_manifests_actions_and_parameters(bash_script:
     assert params == [f"{k}=" for k in manifest.action("get_alert_related_files").parameters_schema["properties"]]
     # After the action, option values are skipped when finding it.
     assert _complete(bash_script, "mde-connector", "run", "--output", "json", "g") == ["get_alert_related_files"]
+
+
+def test_bash_completion_offers_files_only_where_a_file_is_taken(bash_script: Path, tmp_path: Path) -> None:
+    (tmp_path / "mde.json").write_text("{}", encoding="utf-8")
+    assert _complete(bash_script, "mde-connector", "run", "x", "--config", "md", cwd=tmp_path) == ["mde.json"]
+    assert _complete(bash_script, "mde-connector", "playbook", "validate", "md", cwd=tmp_path) == ["mde.json"]
+    assert _complete(bash_script, "mde-connector", "runs", "list", "--alert-id", "md", cwd=tmp_path) == []
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
