@@ -143,7 +143,7 @@ def test_fish_completion_script_parses(tmp_path: Path) -> None:
 def test_fish_completion_names_every_command_and_action() -> None:
     from connector.cli.completion import script
 
-    text = script("fish")
+    text = script("fish", build_parser())
     for name in ("run", "runs", "config", "completion"):
         assert f"-a {name} " in text
     assert "get_alert_related_files" in text and "alert_id=" in text

@@ -35,8 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the script for ``args.shell``."""
-    print(script(args.shell), end="")
+    """Print the script for ``args.shell``; ``args.parser_factory`` (set by
+    :mod:`connector.cli.main`, which this module must not import) builds the
+    complete command-line parser."""
+    print(script(args.shell, args.parser_factory()), end="")
     return EXIT_OK
 
 
@@ -61,14 +63,10 @@ def _kind(action: argparse.Action) -> str:
     return ANY
 
 
-def tree(parser: argparse.ArgumentParser | None = None, manifest: Any = None) -> list[Node]:
+def tree(parser: argparse.ArgumentParser, manifest: Any = None) -> list[Node]:
     """Every command level of the parser, depth first, with the manifest's
     action names as the positional of ``run`` and its parameters after
     ``--param``."""
-    if parser is None:
-        from connector.cli.main import build_parser
-
-        parser = build_parser()
     if manifest is None:
         from connector.manifest import load_manifest
 
@@ -252,10 +250,11 @@ def fish_script(nodes: list[Node], manifest: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def script(shell: str) -> str:
-    """The completion script for ``shell`` (bash, zsh or fish)."""
+def script(shell: str, parser: argparse.ArgumentParser) -> str:
+    """The completion script for ``shell`` (bash, zsh or fish) of the
+    command-line ``parser`` (every command built)."""
     from connector.manifest import load_manifest
 
     manifest = load_manifest()
-    nodes = tree(manifest=manifest)
+    nodes = tree(parser, manifest)
     return {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}[shell](nodes, manifest)

@@ -379,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from connector.cli.hints import take_alert_id
 
             args.alert_id = take_alert_id(args.alert_id, lambda m: print(m, file=sys.stderr))
+        if args.command == "completion":
+            args.parser_factory = build_parser  # the whole tree, without an import cycle
         if args.command in EXTERNAL_COMMANDS:
             return int(importlib.import_module(EXTERNAL_COMMANDS[args.command][0]).run(args))
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {
