@@ -21,10 +21,23 @@ def _width() -> int:
         return int(os.environ.get("COLUMNS", "80") or 80)
 
 
+#: ANSI colours by style name; only :func:`paint` emits them, and only when
+#: the caller decided colour is on (a terminal, no NO_COLOR, --color).
+COLOURS = {"red": "\x1b[31m", "yellow": "\x1b[33m", "bold": "\x1b[1m"}
+_RESET = "\x1b[0m"
+
+
+def paint(text: str, style: str | None) -> str:
+    """``text`` in the colour ``style`` names (a key of :data:`COLOURS`), or
+    unchanged when ``style`` is None."""
+    return f"{COLOURS[style]}{text}{_RESET}" if style else text
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
-                 fixed: Sequence[int] = ()) -> str:
+                 fixed: Sequence[int] = (), styles: Sequence[str | None] | None = None) -> str:
     """A plain-text table that fits ``width`` columns: the widest columns not
-    listed in ``fixed`` (indexes) are shortened with an ellipsis until it fits."""
+    listed in ``fixed`` (indexes) are shortened with an ellipsis until it fits.
+    ``styles``: per row, a colour for the whole line (see :func:`paint`)."""
     width = width or _width()
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
@@ -41,19 +54,23 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
 
     lines = ["  ".join(fit(h, widths[i]).ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    for row in cells:
-        lines.append("  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    for n, row in enumerate(cells):
+        line = "  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip()
+        lines.append(paint(line, styles[n]) if styles else line)
     return "\n".join(lines)
 
 
-def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
+                 styles: Sequence[str | None] | None = None) -> str:
     """Rows too wide for a table, one card each: the first column in full on
     its own line (a hash stays whole, ready to copy), the others as
-    ``Name: value`` pairs wrapped to ``width``."""
+    ``Name: value`` pairs wrapped to ``width``; no value is cut (one longer
+    than the line gets a line of its own). ``styles``: per row, a colour
+    for the card's first line."""
     width = width or _width()
     out = []
-    for row in rows:
-        out.append(cell(row[0]))
+    for n, row in enumerate(rows):
+        out.append(paint(cell(row[0]), styles[n] if styles else None))
         line = " "
         for name, value in zip(headers[1:], row[1:], strict=False):
             part = f"{name}: {cell(value)}"
@@ -66,13 +83,15 @@ def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
     return "\n".join(out)
 
 
-def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
-    """A table when it fits ``width`` without cutting values, cards otherwise."""
+def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
+                styles: Sequence[str | None] | None = None) -> str:
+    """A table when it fits ``width`` without cutting values, cards otherwise
+    (the layout every listing uses: nothing is cut mid-word)."""
     width = width or _width()
     natural = sum(max([len(h)] + [len(cell(r[i])) for r in rows]) for i, h in enumerate(headers))
     if natural + 2 * (len(headers) - 1) <= width:
-        return render_table(headers, rows, width)
-    return render_cards(headers, rows, width)
+        return render_table(headers, rows, width, styles=styles)
+    return render_cards(headers, rows, width, styles=styles)
 
 
 def cell(value: Any) -> str:

@@ -410,9 +410,9 @@ class Poller:
                 return None
             runs: list[dict[str, Any]] = []
             if self.context_factory is not None:
-                from connector.runtime.engine import matching_playbooks
+                from connector.runtime.engine import matching_playbooks, triggered_run_id
 
-                runs = [{"id": f"{pb.name}:{alert_id}", "playbook": pb, "alert_id": alert_id, "alert": alert}
+                runs = [{"id": triggered_run_id(pb.name, alert_id), "playbook": pb, "alert_id": alert_id, "alert": alert}
                         for pb in matching_playbooks(self.playbooks, alert)]
             self.store.upsert_container(
                 conn, alert_id,
