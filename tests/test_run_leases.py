@@ -50,7 +50,7 @@ def _queue_one_run(sim: Any, config: Any) -> tuple[Any, str]:
     alert = sim.add_alert(files=[EXAMPLE_FILE])
     poller._run_pending = lambda run: None  # type: ignore[method-assign]
     assert poller.poll_once().processed == [alert["id"]]
-    return poller, f"triage_new_alert:{alert['id']}"
+    return poller, triggered_run_id("triage_new_alert", alert["id"])
 
 
 def _lease(store: Store, run_id: str, owner: str, status: str = "running") -> None:

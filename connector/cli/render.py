@@ -84,14 +84,41 @@ def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
 
 
 def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
-                styles: Sequence[str | None] | None = None) -> str:
+                styles: Sequence[str | None] | None = None, wrap_last: bool = False) -> str:
     """A table when it fits ``width`` without cutting values, cards otherwise
-    (the layout every listing uses: nothing is cut mid-word)."""
+    (the layout every listing uses: nothing is cut mid-word). ``wrap_last``:
+    a free-text last column (a message, a description) may instead wrap at
+    word boundaries onto continuation lines, when the other columns fit."""
     width = width or _width()
-    natural = sum(max([len(h)] + [len(cell(r[i])) for r in rows]) for i, h in enumerate(headers))
-    if natural + 2 * (len(headers) - 1) <= width:
+    natural = [max([len(h)] + [len(cell(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    if sum(natural) + 2 * (len(headers) - 1) <= width:
         return render_table(headers, rows, width, styles=styles)
+    if wrap_last and len(headers) > 1:
+        wrapped = _wrapped_table(headers, rows, natural, width, styles)
+        if wrapped is not None:
+            return wrapped
     return render_cards(headers, rows, width, styles=styles)
+
+
+def _wrapped_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], natural: list[int], width: int,
+                   styles: Sequence[str | None] | None) -> str | None:
+    """The table with its last column wrapped at word boundaries, or None when
+    that column would be narrower than 20 or a word in it longer than the room."""
+    indent = sum(natural[:-1]) + 2 * (len(headers) - 1)
+    room = width - indent
+    if room < max(20, len(headers[-1])):
+        return None
+    out = ["  ".join(h.ljust(natural[i]) for i, h in enumerate(headers)).rstrip(),
+           "  ".join("-" * w for w in natural[:-1] + [room])]
+    for n, row in enumerate(rows):
+        last = cell(row[-1])
+        if any(len(word) > room for word in last.split(" ")):
+            return None
+        parts = textwrap.wrap(last, room, break_long_words=False, break_on_hyphens=False) or [""]
+        head = "  ".join(cell(v).ljust(natural[i]) for i, v in enumerate(row[:-1]))
+        lines = [f"{head}  {parts[0]}".rstrip()] + [" " * indent + part for part in parts[1:]]
+        out.extend(paint(line, styles[n]) if styles else line for line in lines)
+    return "\n".join(out)
 
 
 def cell(value: Any) -> str:

@@ -39,12 +39,14 @@ TERMINAL_PAGE = 50
 @dataclass(frozen=True)
 class Column:
     """One declared column: its ``name`` for ``--columns``, its ``header``,
-    the dotted ``path`` into the row item and whether it is ``wide`` only."""
+    the dotted ``path`` into the row item, whether it is ``wide`` only and
+    whether, as the last column, it may ``wrap`` at word boundaries."""
 
     name: str
     header: str
     path: str
     wide: bool = False
+    wrap: bool = False
 
     def value(self, item: Any) -> Any:
         """This column's value in ``item`` (None where the path is missing)."""
@@ -72,7 +74,8 @@ def declared_columns(table: str) -> list[Column]:
     spec = (load_manifest().raw.get("tables") or {}).get(table)
     if spec is None:
         raise InputError(f"The manifest declares no table {table!r}.")
-    return [Column(c["name"], c["header"], c["path"], bool(c.get("wide"))) for c in spec["columns"]]
+    return [Column(c["name"], c["header"], c["path"], bool(c.get("wide")), bool(c.get("wrap")))
+            for c in spec["columns"]]
 
 
 def pick_columns(table: str, view: View) -> list[Column]:
@@ -171,8 +174,8 @@ def render_items(table: str, items: Sequence[dict[str, Any]], view: View, *, wid
     colour is on."""
     columns = pick_columns(table, view)
     rows = [[c.value(item) for c in columns] for item in items]
-    return render_rows([c.header for c in columns], rows, width,
-                       styles=styles if view.color else None)
+    return render_rows([c.header for c in columns], rows, width, styles=styles if view.color else None,
+                       wrap_last=bool(columns[-1].wrap))
 
 
 def print_items(table: str, items: Iterable[dict[str, Any]], view: View, *,

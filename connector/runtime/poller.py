@@ -412,8 +412,8 @@ class Poller:
             if self.context_factory is not None:
                 from connector.runtime.engine import matching_playbooks, triggered_run_id
 
-                runs = [{"id": triggered_run_id(pb.name, alert_id), "playbook": pb, "alert_id": alert_id, "alert": alert}
-                        for pb in matching_playbooks(self.playbooks, alert)]
+                runs = [{"id": triggered_run_id(pb.name, alert_id), "playbook": pb, "alert_id": alert_id,
+                         "alert": alert} for pb in matching_playbooks(self.playbooks, alert)]
             self.store.upsert_container(
                 conn, alert_id,
                 name=str(alert.get("title") or f"Defender alert {alert_id}")[:200],

@@ -60,7 +60,6 @@ CREATE TABLE IF NOT EXISTS artifacts (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS artifacts_container ON artifacts (container);
-CREATE INDEX IF NOT EXISTS containers_created ON containers (created_at, alert_id);
 CREATE TABLE IF NOT EXISTS action_runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     action TEXT NOT NULL,
@@ -134,6 +133,9 @@ _RUN_COLUMNS = {
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
+    if "created_at" in {row[1] for row in conn.execute("PRAGMA table_info(containers)")}:
+        # The keyset of 'containers list' pages (a very old store lacks the column).
+        conn.execute("CREATE INDEX IF NOT EXISTS containers_created ON containers (created_at, alert_id)")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(playbook_runs)")}
     for name, declaration in _RUN_COLUMNS.items():
         if name not in columns:
