@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         write_json_array(sys.stdout, capped(page, limit, state))
         say_next(args, state.get("next"))
         return EXIT_OK
-    items = [_with_hash(a) for a in capped(page, limit, state)]
-    from connector.cli.tables import print_items, verdict_style
+    from connector.cli.tables import print_items, verdict_style, with_labels
+
+    items = with_labels(capped(page, limit, state))
 
     print_items("artifacts", items, view, styles=[verdict_style(a) for a in items])
     print(f"\n{len(items)} artifact(s){' on this page' if state.get('next') else ''}.")
@@ -114,18 +115,6 @@ def _quote(text: str) -> str:
     return escape_text(shlex.quote(text))
 
 
-def artifact_hash(artifact: dict[str, Any]) -> Any:
-    """The artifact's strongest hash (SHA-256, else SHA-1, else MD5), or None."""
-    cef = artifact.get("cef")
-    if not isinstance(cef, dict):
-        return None
-    return cef.get("fileHashSha256") or cef.get("fileHashSha1") or cef.get("fileHashMd5")
-
-
-def _with_hash(artifact: dict[str, Any]) -> dict[str, Any]:
-    return dict(artifact, hash=artifact_hash(artifact))
-
-
 def _by_hash(args: argparse.Namespace, view: Any, store: Any) -> int:
     digest = args.hash.strip()
     if not _HASH.fullmatch(digest):
@@ -144,9 +133,9 @@ def _by_hash(args: argparse.Namespace, view: Any, store: Any) -> int:
     if not items:
         print(f"No stored alert holds a file with hash {digest.lower()}.")
         return EXIT_OK
-    from connector.cli.tables import print_items, verdict_style
+    from connector.cli.tables import print_items, verdict_style, with_labels
 
-    print_items("artifact_hits", items, view, styles=[verdict_style(a) for a in items])
+    print_items("artifact_hits", with_labels(items), view, styles=[verdict_style(a) for a in items])
     alerts = len({a.get("container") for a in items})
     print(f"\n{alerts} alert(s) hold this file.")
     return EXIT_OK

@@ -129,9 +129,9 @@ def render_container(container: dict[str, Any], artifacts: list[dict[str, Any]],
                                    break_long_words=False) or ["  -"])
     lines += ["", f"Artifacts ({len(artifacts)}):" if artifacts else "Artifacts: none"]
     if artifacts:
-        from connector.cli.artifacts import artifact_hash
+        from connector.cli.tables import with_labels
 
-        items = [dict(a, hash=artifact_hash(a)) for a in artifacts]
+        items = with_labels(artifacts)
         lines.append(render_items("artifacts", items, view, width=width, styles=[verdict_style(a) for a in items]))
     lines += ["", f"Playbook runs ({len(runs)}):" if runs else "Playbook runs: none"]
     if runs:

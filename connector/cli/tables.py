@@ -167,6 +167,27 @@ def file_sort_key(artifact: dict[str, Any]) -> tuple[int, str, str]:
     return rank, str(name or artifact.get("name") or "").casefold(), str(artifact.get("source_data_identifier"))
 
 
+def file_label(artifact: dict[str, Any]) -> Any:
+    """What a file listing calls a file: its name, else the artifact's name
+    (Defender's file records carry no name; the artifact's says who signed
+    it and starts its hash)."""
+    cef = artifact.get("cef")
+    name = cef.get("fileName") if isinstance(cef, dict) else None
+    return name or artifact.get("name")
+
+
+def with_labels(artifacts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Artifacts with the derived keys the file tables show: ``file`` (see
+    :func:`file_label`) and ``hash`` (SHA-256, else SHA-1, else MD5)."""
+    out = []
+    for artifact in artifacts:
+        cef = artifact.get("cef")
+        cef = cef if isinstance(cef, dict) else {}
+        out.append(dict(artifact, file=file_label(artifact),
+                        hash=cef.get("fileHashSha256") or cef.get("fileHashSha1") or cef.get("fileHashMd5")))
+    return out
+
+
 def render_items(table: str, items: Sequence[dict[str, Any]], view: View, *, width: int | None = None,
                  styles: Sequence[str | None] | None = None) -> str:
     """``items`` laid out as the manifest's ``table`` under ``view``: a
@@ -237,7 +258,8 @@ def render_result(result: Any, spec: Any, view: View, width: int | None = None) 
     shown = items[:cap] if cap else items
     if shown:
         out.append("")
-        out.append(render_items(table, shown, view, width=width, styles=[verdict_style(a) for a in shown]))
+        out.append(render_items(table, with_labels(shown), view, width=width,
+                                styles=[verdict_style(a) for a in shown]))
     if len(shown) < len(items):
         out.append("")
         out.extend(textwrap.wrap(
