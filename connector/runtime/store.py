@@ -500,10 +500,11 @@ class Store:
         ``digest`` (lowercase hex), in :meth:`artifacts` order."""
         digest = digest.lower()
         out = []
-        # instr() on the stored JSON text is a cheap filter; the exact check
-        # on the decoded artifact decides (a hash may also appear in a name).
+        # instr() on the stored JSON text (hashes are stored in lowercase) is
+        # a cheap filter; the exact check on the decoded artifact decides (a
+        # hash may also appear inside a name).
         for (body,) in self._connect().execute(
-                "SELECT body FROM artifacts WHERE instr(lower(body), ?) > 0 ORDER BY container, rowid", (digest,)):
+                "SELECT body FROM artifacts WHERE instr(body, ?) > 0 ORDER BY container, rowid", (digest,)):
             artifact = json.loads(body)
             cef = artifact.get("cef") or {}
             if any(str(cef.get(k) or "").lower() == digest for k in ("fileHashMd5", "fileHashSha1", "fileHashSha256")):
