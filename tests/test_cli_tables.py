@@ -416,3 +416,15 @@ def test_every_table_the_cli_prints_is_declared_in_the_manifest() -> None:
     with pytest.raises(InputError):
         pick_columns("containers", View(columns="alert,nosuch"))
     assert [c.name for c in pick_columns("containers", View(columns="name, alert"))] == ["name", "alert"]
+
+
+def test_every_cef_column_names_a_key_the_artifact_mapping_declares() -> None:
+    from connector.manifest import load_manifest
+
+    manifest = load_manifest()
+    cef_keys = set(manifest.action("get_alert_related_files").raw["artifacts"]["cef_mapping"])
+    for table in manifest.raw["tables"]:
+        for column in declared_columns(table):
+            if column.path.startswith("cef."):
+                assert column.path.removeprefix("cef.") in cef_keys, (table, column.path)
+    assert manifest.action("get_alert_related_files").render["table"] in manifest.raw["tables"]

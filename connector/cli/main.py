@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector import __version__
-from connector.cli.render import render_table
 from connector.cli.tables import View, add_view_options, prepare_view
 from connector.cli.tables import render_result as render_view
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
@@ -203,8 +202,10 @@ def cmd_actions(args: argparse.Namespace) -> int:
     from connector.manifest import load_manifest
 
     manifest = load_manifest()
-    rows = [(a.name, a.display_name, ", ".join(a.permissions)) for a in manifest.actions]
-    print(render_table(["ACTION", "NAME", "PERMISSIONS"], rows))
+    from connector.cli.tables import View, print_items
+
+    print_items("actions", [{"name": a.name, "display_name": a.display_name, "description": a.description,
+                             "permissions": ", ".join(a.permissions)} for a in manifest.actions], View())
     print("\nRun 'mde-connector run ACTION --help' for an action's parameters and outputs.")
     return EXIT_OK
 
