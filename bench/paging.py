@@ -1,7 +1,7 @@
 """Paged listings over a large store: ``artifacts list`` and ``containers
 list`` with ``--limit``/``--after`` (issue 13, target 6).
 
-    python bench/paging.py [--artifacts 1000000] [--containers 100000] [--rounds 15]
+    python bench/paging.py [--artifacts 1000000] [--containers 100000] [--rounds 15] [--state DIR]
 
 Builds a store in a temporary directory (artifacts spread over alerts of 10
 files each, bodies shaped as the action writes them), then measures, median
@@ -125,8 +125,14 @@ def main() -> None:
     parser.add_argument("--artifacts", type=int, default=1_000_000)
     parser.add_argument("--containers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--state", type=Path, help="reuse a state directory built before (kept; built if missing)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    if args.state is not None:
+        if not (args.state / "store.sqlite").exists():
+            build(args.state, args.artifacts, args.containers)
+        print(json.dumps(measure(args.state, args.artifacts, args.containers, args.rounds), indent=2))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-paging-") as tmp:
         state = Path(tmp) / "state"
         start = time.perf_counter()

@@ -428,3 +428,16 @@ def test_every_cef_column_names_a_key_the_artifact_mapping_declares() -> None:
             if column.path.startswith("cef."):
                 assert column.path.removeprefix("cef.") in cef_keys, (table, column.path)
     assert manifest.action("get_alert_related_files").render["table"] in manifest.raw["tables"]
+
+
+def test_wide_characters_keep_columns_aligned_and_within_the_width() -> None:
+    from connector.cli.render import render_rows, text_width
+
+    rows = [("1", "中文文件名.exe", "malware"), ("2", "plain.exe", "clean"), ("3", "e\u0301t\u00e9", "rare")]
+    lines = render_rows(["N", "NAME", "VERDICT"], rows, 40).splitlines()
+    starts = {text_width(line[: line.index(verdict)]) for line, verdict in
+              zip(lines[2:], ("malware", "clean", "rare"), strict=True)}
+    assert len(starts) == 1  # the verdict column starts at the same terminal column on every row
+    narrow = render_rows(["N", "NAME", "VERDICT"], [("1", "中" * 30, "malware")], 40)
+    # 60 columns of text cannot fit 40: a card, the value whole on a line of its own.
+    assert narrow.splitlines() == ["1", "  NAME: " + "中" * 30, "  VERDICT: malware"]

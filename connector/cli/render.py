@@ -27,6 +27,26 @@ COLOURS = {"red": "\x1b[31m", "yellow": "\x1b[33m", "bold": "\x1b[1m"}
 _RESET = "\x1b[0m"
 
 
+def text_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: East Asian wide and full-width
+    characters take two, combining marks none (escaped text has no controls)."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns."""
+    return text + " " * max(0, width - text_width(text))
+
+
 def paint(text: str, style: str | None) -> str:
     """``text`` in the colour ``style`` names (a key of :data:`COLOURS`), or
     unchanged when ``style`` is None."""
@@ -40,7 +60,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
     ``styles``: per row, a colour for the whole line (see :func:`paint`)."""
     width = width or _width()
     cells = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths = [max([text_width(h)] + [text_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
     gap = 2
     shrinkable = [i for i in range(len(widths)) if i not in fixed] or list(range(len(widths)))
     while sum(widths) + gap * (len(widths) - 1) > width:
@@ -50,12 +70,16 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
         widths[i] -= 1
 
     def fit(text: str, w: int) -> str:
-        return text if len(text) <= w else text[: max(1, w - 1)] + "…"
+        if text_width(text) <= w:
+            return text
+        while text and text_width(text) > max(1, w - 1):
+            text = text[:-1]
+        return text + "…"
 
-    lines = ["  ".join(fit(h, widths[i]).ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    lines = ["  ".join(pad(fit(h, widths[i]), widths[i]) for i, h in enumerate(headers)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for n, row in enumerate(cells):
-        line = "  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip()
+        line = "  ".join(pad(fit(c, widths[i]), widths[i]) for i, c in enumerate(row)).rstrip()
         lines.append(paint(line, styles[n]) if styles else line)
     return "\n".join(lines)
 
@@ -74,7 +98,7 @@ def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
         line = " "
         for name, value in zip(headers[1:], row[1:], strict=False):
             part = f"{name}: {cell(value)}"
-            if len(line) > 1 and len(line) + 3 + len(part) > width:
+            if len(line) > 1 and text_width(line) + 3 + text_width(part) > width:
                 out.append(line)
                 line = " "
             line = f"{line} {part}" if len(line) <= 1 else f"{line} · {part}"
@@ -90,7 +114,7 @@ def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: in
     a free-text last column (a message, a description) may instead wrap at
     word boundaries onto continuation lines, when the other columns fit."""
     width = width or _width()
-    natural = [max([len(h)] + [len(cell(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    natural = [max([text_width(h)] + [text_width(cell(r[i])) for r in rows]) for i, h in enumerate(headers)]
     if sum(natural) + 2 * (len(headers) - 1) <= width:
         return render_table(headers, rows, width, styles=styles)
     if wrap_last and len(headers) > 1:
@@ -108,14 +132,16 @@ def _wrapped_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], natura
     room = width - indent
     if room < max(20, len(headers[-1])):
         return None
-    out = ["  ".join(h.ljust(natural[i]) for i, h in enumerate(headers)).rstrip(),
+    out = ["  ".join(pad(h, natural[i]) for i, h in enumerate(headers)).rstrip(),
            "  ".join("-" * w for w in natural[:-1] + [room])]
     for n, row in enumerate(rows):
         last = cell(row[-1])
         if any(len(word) > room for word in last.split(" ")):
             return None
         parts = textwrap.wrap(last, room, break_long_words=False, break_on_hyphens=False) or [""]
-        head = "  ".join(cell(v).ljust(natural[i]) for i, v in enumerate(row[:-1]))
+        if any(text_width(part) > room for part in parts):  # wide characters: cards instead
+            return None
+        head = "  ".join(pad(cell(v), natural[i]) for i, v in enumerate(row[:-1]))
         lines = [f"{head}  {parts[0]}".rstrip()] + [" " * indent + part for part in parts[1:]]
         out.extend(paint(line, styles[n]) if styles else line for line in lines)
     return "\n".join(out)
