@@ -30,7 +30,7 @@ _RESET = "\x1b[0m"
 def text_width(text: str) -> int:
     """Columns ``text`` takes on a terminal: East Asian wide and full-width
     characters take two, combining marks none (escaped text has no controls)."""
-    if text.isascii():
+    if text.isascii() or max(text) < "\u0300":  # below the first combining mark: one column each
         return len(text)
     import unicodedata
 
@@ -95,14 +95,18 @@ def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
     out = []
     for n, row in enumerate(rows):
         out.append(paint(cell(row[0]), styles[n] if styles else None))
-        line = " "
+        line, used = " ", 1
         for name, value in zip(headers[1:], row[1:], strict=False):
             part = f"{name}: {cell(value)}"
-            if len(line) > 1 and text_width(line) + 3 + text_width(part) > width:
+            size = text_width(part)
+            if used > 1 and used + 3 + size > width:
                 out.append(line)
-                line = " "
-            line = f"{line} {part}" if len(line) <= 1 else f"{line} · {part}"
-        if len(line) > 1:
+                line, used = " ", 1
+            if used <= 1:
+                line, used = f"{line} {part}", used + 1 + size
+            else:
+                line, used = f"{line} · {part}", used + 3 + size
+        if used > 1:
             out.append(line)
     return "\n".join(out)
 
