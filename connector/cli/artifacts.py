@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``artifacts list``; returns the exit code."""
     if getattr(args, "artifacts_command", None) != "list":
-        raise ConfigError("mde-connector artifacts: choose a subcommand.", hint="Try 'mde-connector artifacts list'.")
+        raise ConfigError("artifacts: choose a subcommand.", hint="Try 'mde-connector artifacts list'.")
     from connector.cli.runs import open_store
     from connector.cli.tables import pick_columns, view_from
 

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
     if command == "show":
         return _show(args)
-    raise ConfigError("mde-connector containers: choose a subcommand.",
+    raise ConfigError("containers: choose a subcommand.",
                       hint="Try 'mde-connector containers list'.")
 
 
