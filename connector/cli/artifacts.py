@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     items = with_labels(capped(page, limit, state))
 
-    print_items("artifacts", items, view, styles=[verdict_style(a) for a in items])
-    print(f"\n{len(items)} artifact(s){' on this page' if state.get('next') else ''}.")
+    print_items("artifacts", items, view, styles=[verdict_style(a) for a in items], gap=True)
+    print(f"{len(items)} artifact(s){' on this page' if state.get('next') else ''}.")
     say_next(args, state.get("next"))
     return EXIT_OK
 
@@ -135,9 +135,9 @@ def _by_hash(args: argparse.Namespace, view: Any, store: Any) -> int:
         return EXIT_OK
     from connector.cli.tables import print_items, verdict_style, with_labels
 
-    print_items("artifact_hits", with_labels(items), view, styles=[verdict_style(a) for a in items])
+    print_items("artifact_hits", with_labels(items), view, styles=[verdict_style(a) for a in items], gap=True)
     alerts = len({a.get("container") for a in items})
-    print(f"\n{alerts} alert(s) hold this file.")
+    print(f"{alerts} alert(s) hold this file.")
     return EXIT_OK
 
 

@@ -67,8 +67,8 @@ def _list(args: argparse.Namespace) -> int:
         write_json_array(sys.stdout, capped(page, limit, state))
     else:
         items = list(capped(page, limit, state))
-        print_items("containers", items, view, styles=[_severity_style(c.get("severity")) for c in items])
-        print(f"\n{len(items)} container(s){' on this page' if state.get('next') else ''}.")
+        print_items("containers", items, view, styles=[_severity_style(c.get("severity")) for c in items], gap=True)
+        print(f"{len(items)} container(s){' on this page' if state.get('next') else ''}.")
     say_next(args, state.get("next"), "containers")
     return EXIT_OK
 

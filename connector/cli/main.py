@@ -202,7 +202,7 @@ def cmd_actions(args: argparse.Namespace) -> int:
     from connector.manifest import load_manifest
 
     manifest = load_manifest()
-    from connector.cli.tables import View, print_items
+    from connector.cli.tables import print_items
 
     print_items("actions", [{"name": a.name, "display_name": a.display_name, "description": a.description,
                              "permissions": ", ".join(a.permissions)} for a in manifest.actions], View())

@@ -44,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
 
     items = [dict(r, field=r["poller"].removeprefix("poller:"), cause="store write" if r["transient"] else "the alert",
                   last_seen_at=str(r["last_seen"])[:19].replace("T", " ")) for r in rows]
-    print_items("quarantine", items, view_from(args))
-    print(f"\n{len(rows)} quarantined alert(s).")
+    print_items("quarantine", items, view_from(args), gap=True)
+    print(f"{len(rows)} quarantined alert(s).")
     return EXIT_OK

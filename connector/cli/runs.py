@@ -77,8 +77,8 @@ def _list(args: argparse.Namespace) -> int:
     # Never shortened (cards when a table would cut): the run id is what
     # 'runs show' needs, copied from here.
     if runs:
-        print(render_items("runs", run_rows(runs), view))
-    print(f"\n{len(runs)} run(s).")
+        print(render_items("runs", run_rows(runs), view) + "\n")
+    print(f"{len(runs)} run(s).")
     return EXIT_OK
 
 

@@ -200,11 +200,12 @@ def render_items(table: str, items: Sequence[dict[str, Any]], view: View, *, wid
 
 
 def print_items(table: str, items: Iterable[dict[str, Any]], view: View, *,
-                styles: Sequence[str | None] | None = None, out: TextIO | None = None) -> int:
-    """Print ``items`` (see :func:`render_items`); returns how many."""
+                styles: Sequence[str | None] | None = None, out: TextIO | None = None, gap: bool = False) -> int:
+    """Print ``items`` (see :func:`render_items`) and, when ``gap``, a blank
+    line after them; nothing at all when there are none. Returns how many."""
     items = list(items)
     if items:
-        print(render_items(table, items, view, styles=styles), file=out or sys.stdout)
+        print(render_items(table, items, view, styles=styles) + ("\n" if gap else ""), file=out or sys.stdout)
     return len(items)
 
 
