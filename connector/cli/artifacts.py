@@ -144,7 +144,8 @@ def _by_hash(args: argparse.Namespace, view: Any, store: Any) -> int:
 def write_json_array(out: Any, items: Iterator[dict[str, Any]]) -> int:
     """Write ``items`` as the JSON array ``dumps_output(list(items))`` would
     print, one item at a time (the whole list is never in memory); returns
-    how many were written."""
+    how many were written. The text is the same except where an item holds a
+    lone surrogate: only that item is then written ASCII-escaped."""
     n = 0
     for item in items:
         text = dumps_output(item).replace("\n", "\n  ")
