@@ -441,3 +441,12 @@ def test_wide_characters_keep_columns_aligned_and_within_the_width() -> None:
     narrow = render_rows(["N", "NAME", "VERDICT"], [("1", "中" * 30, "malware")], 40)
     # 60 columns of text cannot fit 40: a card, the value whole on a line of its own.
     assert narrow.splitlines() == ["1", "  NAME: " + "中" * 30, "  VERDICT: malware"]
+
+
+def test_piped_plain_form_escapes_hostile_text_and_keeps_it_whole(config: Path, alert_files: dict[str, Any]) -> None:
+    done = piped(*_run(config, alert_files["mixed"]))
+    assert done.returncode == 0, done.stderr
+    assert HOSTILE_ESCAPED in done.stdout  # on a line of its own, not cut
+    assert not any(ch in done.stdout for ch in ("\x1b", "\x07", "\u202e"))
+    for line in done.stdout.splitlines():
+        assert line.isprintable(), line
