@@ -450,3 +450,14 @@ def test_piped_plain_form_escapes_hostile_text_and_keeps_it_whole(config: Path, 
     assert not any(ch in done.stdout for ch in ("\x1b", "\x07", "\u202e"))
     for line in done.stdout.splitlines():
         assert line.isprintable(), line
+
+
+def test_containers_show_caps_its_lists_on_request_and_says_how_to_see_the_rest(store_dir: Path) -> None:
+    done = piped("containers", "show", "alert-a", "--state-dir", str(store_dir), "--limit", "3", COLUMNS="80")
+    assert done.returncode == 0, done.stderr
+    words = " ".join(done.stdout.split())  # the hint wraps at 80 columns
+    assert "Artifacts (8):" in words and "Showing the 3 most severe of 8 artifacts" in words
+    assert "'mde-connector artifacts list --alert-id alert-a' pages them all" in words
+    assert len(re.findall(r"^[0-9a-f]{64}$", done.stdout, re.MULTILINE)) == 3
+    full = piped("containers", "show", "alert-a", "--state-dir", str(store_dir), COLUMNS="80")
+    assert len(re.findall(r"^[0-9a-f]{64}$", full.stdout, re.MULTILINE)) == 8 and "Showing" not in full.stdout

@@ -14,6 +14,7 @@ Mounted by :mod:`connector.cli.main`.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 from typing import Any
@@ -37,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="one container: fields, tags, notes, artifacts and runs")
     show.add_argument("alert_id", metavar="ALERT_ID", help="the alert id (see 'mde-connector containers list')")
     _common(show)
-    add_view_options(show, columns=False)
+    add_view_options(show, columns=False,
+                     limit="at most N artifacts and N runs (default: a page on a terminal, all when piped; 0: all)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +103,7 @@ def render_container(container: dict[str, Any], artifacts: list[dict[str, Any]],
     """One container for a terminal: its fields, then its notes, artifacts
     and runs; every value from the store (API text) escaped."""
     from connector.cli.render import _width, cell, paint
-    from connector.cli.tables import render_items, verdict_style
+    from connector.cli.tables import page_size, render_items, verdict_style, with_labels
 
     width = width or _width()
     severity = cell(container.get("severity"))
@@ -127,16 +129,25 @@ def render_container(container: dict[str, Any], artifacts: list[dict[str, Any]],
     for note in notes:
         lines.extend(textwrap.wrap(cell(note), width, initial_indent="  - ", subsequent_indent="    ",
                                    break_long_words=False) or ["  -"])
+    cap = page_size(view)
+    alert = escape_text(shlex.quote(str(container.get("alert_id"))))
     lines += ["", f"Artifacts ({len(artifacts)}):" if artifacts else "Artifacts: none"]
     if artifacts:
-        from connector.cli.tables import with_labels
-
-        items = with_labels(artifacts)
+        items = with_labels(artifacts[:cap] if cap else artifacts)
         lines.append(render_items("artifacts", items, view, width=width, styles=[verdict_style(a) for a in items]))
+        if len(items) < len(artifacts):
+            lines.extend(textwrap.wrap(f"Showing the {len(items)} most severe of {len(artifacts)} artifacts; "
+                                       f"'mde-connector artifacts list --alert-id {alert}' pages them all.", width,
+                                       break_on_hyphens=False))
     lines += ["", f"Playbook runs ({len(runs)}):" if runs else "Playbook runs: none"]
     if runs:
         from connector.cli.runs import run_rows
 
-        lines.append(render_items("runs", run_rows(runs), view, width=width))
+        shown = runs[:cap] if cap else runs
+        lines.append(render_items("runs", run_rows(shown), view, width=width))
+        if len(shown) < len(runs):
+            lines.extend(textwrap.wrap(f"Showing the {len(shown)} newest of {len(runs)} runs; "
+                                       f"'mde-connector runs list --alert-id {alert}' lists more.", width,
+                                       break_on_hyphens=False))
     return "\n".join(lines)
 

@@ -266,5 +266,5 @@ def render_result(result: Any, spec: Any, view: View, width: int | None = None) 
         out.extend(textwrap.wrap(
             f"Showing {len(shown)} of {len(items)} files, most severe first. '--limit 0' shows all of them, "
             "'--output json' every field; 'mde-connector artifacts list --alert-id ID' pages the stored ones.",
-            width))
+            width, break_on_hyphens=False))
     return "\n".join(out)
