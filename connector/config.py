@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connector.errors import ConfigError, register_secret
+from connector.manifest import Manifest, load_manifest
 
 ENV_PREFIX = "MDE_"
 _TENANT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -63,9 +64,13 @@ class Config:
     certificate_password: str | None = field(default=None, repr=False)
 
     def get(self, key: str, default: Any = None) -> Any:
-        """Any configuration key (defaults applied), e.g. ``max_retries``."""
+        """Any configuration key, e.g. ``max_retries``: its value, else
+        ``default`` when given, else the default the manifest's configuration
+        schema declares (None when it declares none)."""
         value = self.raw.get(key)
-        return default if value is None else value
+        if value is not None:
+            return value
+        return default if default is not None else load_manifest().config_default(key)
 
     @property
     def login_host(self) -> str:
@@ -126,14 +131,14 @@ def read_sources(
     return merged
 
 
-_SECRET_FILE_KEYS = ("client_secret", "certificate_password")
 _warned_readable: set[str] = set()
 
 
 def _warn_if_secret_readable(file: Path, st: os.stat_result, values: Mapping[str, Any]) -> None:
     """Warn once per file, like ssh does for a private key, when the file
     holds a secret that other users may read. The run goes on."""
-    if not st.st_mode & 0o044 or not any(values.get(key) for key in _SECRET_FILE_KEYS):
+    # The secret keys are those the manifest marks writeOnly / x-secret.
+    if not st.st_mode & 0o044 or not any(values.get(key) for key in load_manifest().secret_keys):
         return
     if str(file) in _warned_readable:
         return
@@ -177,15 +182,13 @@ def _state_dir(value: str) -> Path:
     return path
 
 
-def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
+def resolve(values: Mapping[str, Any], manifest: Manifest | None = None) -> Config:
     """Validate merged configuration values and resolve the endpoints.
 
     ``manifest`` defaults to the packaged manifest. Raises ConfigError naming
     the key for every missing, malformed or contradictory setting.
     """
     if manifest is None:
-        from connector.manifest import load_manifest
-
         manifest = load_manifest()
     for key in manifest.secret_keys:
         if isinstance(values.get(key), str):
@@ -197,34 +200,17 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
             raise ConfigError(f"Configuration key '{key}' must be a finite number (got {value}).")
     cfg = manifest.validate_configuration(dict(values))
 
+    # The schema has required one credential (anyOf), the cloud (a default,
+    # the clouds table's names) and a region only for a cloud that has regions.
     if cfg.get("client_secret") and cfg.get("certificate_path"):
         raise ConfigError(
             "Configuration keys 'client_secret' and 'certificate_path' are both set; "
             "set only one credential.",
         )
-    if not cfg.get("client_secret") and not cfg.get("certificate_path"):
-        raise ConfigError(
-            "Configuration key 'client_secret' or 'certificate_path' is required.",
-            hint="Set the app registration's client secret value, or a PEM/PFX certificate credential.",
-        )
-
-    cloud_name = cfg.get("cloud") or "commercial"
-    clouds = manifest.clouds
-    if cloud_name not in clouds:
-        raise ConfigError(f"Configuration key 'cloud' must be one of {', '.join(sorted(clouds))}.")
-    cloud = clouds[cloud_name]
+    cloud_name = cfg["cloud"]
+    cloud = manifest.clouds[cloud_name]
     region = cfg.get("region")
-    if region:
-        regions = cloud.get("regions") or {}
-        if not regions:
-            raise ConfigError(
-                f"Configuration key 'region' applies only to the commercial cloud, not '{cloud_name}'; remove it.",
-            )
-        if region not in regions:
-            raise ConfigError(f"Configuration key 'region' must be one of {', '.join(sorted(regions))}.")
-        api_default = regions[region]
-    else:
-        api_default = cloud["api_base_url"]
+    api_default = cloud["regions"][region] if region else cloud["api_base_url"]
 
     tenant = str(cfg["tenant_id"]).strip()
     if not _TENANT.fullmatch(tenant):
@@ -273,7 +259,7 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
         token_scope=scope,
         cloud=cloud_name,
         state_dir=state_dir,
-        timeout_seconds=float(cfg.get("timeout_seconds") or 30),
+        timeout_seconds=float(cfg["timeout_seconds"]),
         ca_bundle=existing_file("ca_bundle"),
         proxy=proxy,
         certificate_path=existing_file("certificate_path"),
@@ -286,15 +272,13 @@ def resolve(values: Mapping[str, Any], manifest: Any | None = None) -> Config:
 def load_config(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
-    manifest: Any | None = None,
+    manifest: Manifest | None = None,
 ) -> Config:
     """Read, merge, validate and resolve the instance configuration.
 
     With neither a file nor any ``MDE_*`` key the error says how to provide one.
     """
     if manifest is None:
-        from connector.manifest import load_manifest
-
         manifest = load_manifest()
     values = read_sources(path, env, manifest.configuration_schema)
     if not values:

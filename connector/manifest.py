@@ -24,13 +24,14 @@ import copy
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from connector import validation
+from connector import coerce, validation
 from connector.errors import ConfigError, InputError, ManifestError
 
 __all__ = [
     "ActionSpec",
+    "Endpoint",
     "Manifest",
     "ManifestReport",
     "default_manifest_path",
@@ -45,9 +46,6 @@ _SCHEMA_PATH = _PACKAGE_DIR / "schemas" / "manifest.schema.json"
 # (Splunk-style `contains: [types]` clashes with the 2020-12 array keyword).
 _PARAM_ANNOTATIONS = ("contains", "primary")
 
-_TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
-_FALSE_WORDS = frozenset({"false", "no", "0", "off"})
-
 _CACHE: dict[Path, Manifest] = {}
 _SCHEMA_CACHE: list[dict[str, Any]] = []
 _DEFAULT: list[Manifest] = []  # the packaged manifest, once loaded
@@ -55,8 +53,8 @@ _DEFAULT: list[Manifest] = []  # the packaged manifest, once loaded
 # Where a manifest that passed validation is remembered, like a .pyc: by a
 # digest of the manifest, its schema and the code that validated it, so that
 # an unchanged manifest is not validated again by every process (the check
-# costs jsonschema's import and ~10 ms). Any change to one of them changes the
-# digest and the manifest is validated in full again. Not writable (a
+# costs jsonschema's import and more; bench/NOTES.md). Any change to one of
+# them changes the digest and the manifest is validated in full again. Not writable (a
 # read-only install): validated every time, as before.
 _VALIDATED_MARK = _PACKAGE_DIR / "__pycache__" / "manifest-validated"
 
@@ -147,8 +145,8 @@ def validate_manifest_file(path: str | Path | None = None) -> ManifestReport:
     if problems:
         raise ManifestError(problems[0])
     manifest = Manifest(raw, source=resolved)
-    # At run time the embedded schemas are trusted (the metaschema check costs
-    # ~25 ms of CLI start-up); this command is where they are proven valid.
+    # At run time the embedded schemas are trusted (the metaschema check would
+    # slow every CLI start-up; bench/NOTES.md); this command proves them valid.
     _check_embedded_schema(manifest.configuration_schema, "configuration", resolved.name)
     for i, spec in enumerate(manifest.actions):
         _check_embedded_schema(spec.validation_schema(), f"actions[{i}].parameters", resolved.name)
@@ -169,6 +167,19 @@ def validate_manifest_file(path: str | Path | None = None) -> ManifestReport:
     return report
 
 
+class Endpoint(NamedTuple):
+    """One call to an API, as ``sources.<source>.endpoints.<name>`` declares
+    it: method, path template (``{alert_id}``: one encoded path segment) and
+    the application permission it needs (named in a 403's hint)."""
+
+    method: str
+    path: str
+    permission: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
 class Manifest:
     """A validated manifest. Treat every attribute as read-only."""
 
@@ -179,11 +190,14 @@ class Manifest:
         self.id: str = raw.get("id", "")
         self.version: str = raw["version"]
         self.description: str = raw.get("description", "")
-        self.configuration_schema: dict[str, Any] = raw["configuration"]
         self.clouds: dict[str, dict[str, Any]] = raw["clouds"]
+        self.configuration_schema: dict[str, Any] = _with_cloud_names(raw["configuration"], self.clouds)
         self.http: dict[str, Any] = raw["http"]
         # The APIs an instance may read (configuration key "source"); optional.
         self.sources: dict[str, dict[str, Any]] = raw.get("sources") or {}
+        # The parameter naming the alert a result (and its container) belongs to.
+        self.container_key: str = raw["container"]["key"]
+        self.container_contains: tuple[str, ...] = tuple(raw["container"]["contains"])
         self.actions: list[ActionSpec] = [ActionSpec(a, manifest=self) for a in raw["actions"]]
         self._by_key: dict[str, ActionSpec] = {}
         for spec in self.actions:
@@ -193,6 +207,31 @@ class Manifest:
         self.secret_keys: frozenset[str] = frozenset(
             k for k, v in props.items() if v.get("writeOnly") or v.get("x-secret")
         )
+
+    @property
+    def default_source(self) -> str:
+        """The source an instance reads when its configuration names none."""
+        prop = self.configuration_schema.get("properties", {}).get("source") or {}
+        return str(prop.get("default", next(iter(self.sources), "")))
+
+    def config_default(self, key: str) -> Any:
+        """The declared default of configuration key ``key`` (None if none)."""
+        return (self.configuration_schema.get("properties", {}).get(key) or {}).get("default")
+
+    def endpoint(self, source: str, name: str) -> Endpoint:
+        """``sources.<source>.endpoints.<name>``; raises KeyError when the
+        manifest does not declare it (a programming error: the manifest
+        tests check every name the code asks for)."""
+        raw = self.sources[source]["endpoints"][name]
+        return Endpoint(raw["method"], raw["path"], raw["permission"])
+
+    def alert_fields(self, source: str | None = None) -> frozenset[str]:
+        """The alert fields a playbook may reference for ``source`` (default:
+        the default source); a source declaring none uses the default's."""
+        declared = (self.sources.get(source or self.default_source) or {}).get("alert_fields")
+        if declared is None:
+            declared = (self.sources.get(self.default_source) or {}).get("alert_fields") or ()
+        return frozenset(declared)
 
     def action(self, name: str) -> ActionSpec:
         """The action called ``name``; its display name or a dashed form also
@@ -227,7 +266,7 @@ class Manifest:
             if isinstance(value, str):
                 value = value.strip()
                 if spec is not None:
-                    value = _coerce_scalar(value, spec)
+                    value = coerce.lenient(value, spec)
             out[key] = value
         _apply_defaults(out, props)
         validation.check(
@@ -238,7 +277,7 @@ class Manifest:
             context="the configuration",
             root="The configuration",
             # Trusted like the parameter schemas: validate_manifest_file()
-            # checks it against the metaschema, not every start-up (~7 ms).
+            # checks it against the metaschema, not every start-up (bench/NOTES.md).
             check_schema=False,
         )
         return out
@@ -259,7 +298,10 @@ class ActionSpec:
         self.type: str = raw.get("type", "generic")
         self.read_only: bool = bool(raw.get("read_only", True))
         self.permissions: list[str] = list(raw.get("permissions", []))
-        self.endpoint: dict[str, Any] | None = raw.get("endpoint")
+        # The module whose handler(params, context) runs the action.
+        self.handler: str = raw.get("handler", "")
+        # source -> name of the endpoint the action calls there.
+        self.endpoints: dict[str, str] = dict(raw.get("endpoints") or {})
         self.parameters_schema: dict[str, Any] = raw["parameters"]
         self.outputs: list[dict[str, Any]] = list(raw["output"])
         self.artifact_mapping: dict[str, Any] | None = raw.get("artifacts")
@@ -366,7 +408,7 @@ class ActionSpec:
                 )
             if key in out:
                 raise InputError(f"Parameter '{validation.format_path([key])}' is given twice; pass it once.")
-            out[key] = _convert_cli_value(key, value, props.get(key, {}))
+            out[key] = coerce.strict(key, value, props.get(key, {}))
         return out
 
     def _cli_example(self) -> str:
@@ -382,8 +424,10 @@ class ActionSpec:
         permissions, parameters (type, required/optional, default, contains,
         examples) and output data paths."""
         lines = [f"{self.name} ({self.display_name})", "", self.description, ""]
-        if self.endpoint:
-            lines.append(f"Calls: {self.endpoint['method']} {self.endpoint['path']}")
+        if self.manifest is not None:
+            for source, endpoint in self.endpoints.items():
+                where = "" if source == self.manifest.default_source else f" (source {source})"
+                lines.append(f"Calls{where}: {self.manifest.endpoint(source, endpoint)}")
         lines.append("Permissions: " + (", ".join(self.permissions) if self.permissions else "none"))
         lines.append(f"Read only: {'yes' if self.read_only else 'no'}")
         lines.append("")
@@ -521,6 +565,13 @@ def _semantic_problems(raw: dict[str, Any], filename: str) -> list[str]:
                     f"{filename} is invalid at actions[{i}].parameters.required: "
                     f"'{name}' is required but not declared in properties."
                 )
+        sources = raw.get("sources") or {}
+        for source, endpoint in (action.get("endpoints") or {}).items():
+            if endpoint not in (sources.get(source) or {}).get("endpoints", {}):
+                problems.append(
+                    f"{filename} is invalid at actions[{i}].endpoints.{source}: '{endpoint}' is not declared in "
+                    f"sources.{source}.endpoints."
+                )
     config = raw["configuration"]
     for name in config.get("required", []):
         if name not in config["properties"]:
@@ -530,6 +581,31 @@ def _semantic_problems(raw: dict[str, Any], filename: str) -> list[str]:
     return problems
 
 
+def _with_cloud_names(schema: dict[str, Any], clouds: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The configuration schema with the names the clouds table declares
+    filled in where it says ``"x-enum"``: ``clouds`` (every cloud),
+    ``regions`` (every region of every cloud) and ``clouds without regions``,
+    so that cloud and region names are written once, in the clouds table."""
+    names = {
+        "clouds": list(clouds),
+        "regions": list(dict.fromkeys(r for c in clouds.values() for r in (c.get("regions") or {}))),
+        "clouds without regions": [n for n, c in clouds.items() if not c.get("regions")],
+    }
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: fill(v) for k, v in node.items() if k != "x-enum"}
+            if node.get("x-enum") in names:
+                out["enum"] = names[node["x-enum"]]
+            return out
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        return node
+
+    filled: dict[str, Any] = fill(schema)
+    return filled
+
+
 def _apply_defaults(target: dict[str, Any], props: Mapping[str, Any]) -> None:
     for name, prop in props.items():
         if name not in target and "default" in prop:
@@ -537,98 +613,7 @@ def _apply_defaults(target: dict[str, Any], props: Mapping[str, Any]) -> None:
             target[name] = copy.deepcopy(default) if isinstance(default, (dict, list)) else default
 
 
-def _schema_types(prop: Mapping[str, Any]) -> list[str]:
-    t = prop.get("type", "string")
-    return [t] if isinstance(t, str) else list(t)
-
-
 def _type_word(prop: Mapping[str, Any]) -> str:
     if "enum" in prop:
         return "one of " + "|".join(map(str, prop["enum"]))
-    return "|".join(_schema_types(prop))
-
-
-def _coerce_scalar(value: str, prop: Mapping[str, Any]) -> Any:
-    # Environment variables are strings; convert only when unambiguous.
-    types = _schema_types(prop)
-    if "string" in types:
-        return value
-    if "integer" in types:
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    if "number" in types:
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        if number != number or number in (float("inf"), float("-inf")):
-            return value
-        return int(number) if number.is_integer() and "." not in value else number
-    if "boolean" in types:
-        low = value.lower()
-        if low in _TRUE_WORDS:
-            return True
-        if low in _FALSE_WORDS:
-            return False
-    return value
-
-
-def _convert_cli_value(key: str, value: str, prop: Mapping[str, Any]) -> Any:
-    types = _schema_types(prop)
-    shown = validation.quote_value(value)
-    name = f"'{validation.format_path([key])}'"
-    if "string" in types or not prop:
-        return value
-    text = value.strip()
-    if "integer" in types:
-        try:
-            return int(text)
-        except ValueError:
-            if types == ["integer"]:
-                raise InputError(f"Parameter {name} must be an integer (got {shown}); write it as {key}=10.") from None
-    if "number" in types:
-        try:
-            number = float(text)
-            if number == number and abs(number) != float("inf"):
-                return number
-        except ValueError:
-            pass
-        raise InputError(f"Parameter {name} must be a number (got {shown}); write it as {key}=1.5.")
-    if "boolean" in types:
-        low = text.lower()
-        if low in _TRUE_WORDS:
-            return True
-        if low in _FALSE_WORDS:
-            return False
-        raise InputError(f"Parameter {name} must be true or false (got {shown}); use true/false, yes/no or 1/0.")
-    if "array" in types:
-        if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-            except json.JSONDecodeError:
-                raise InputError(
-                    f"Parameter {name} is not a valid JSON list (got {shown}); "
-                    f'write it as {key}=["a","b"] or {key}=a,b.'
-                ) from None
-            if isinstance(parsed, list):
-                return parsed
-        if not text:
-            return []
-        items: list[Any] = [part.strip() for part in text.split(",")]
-        item_types = _schema_types(prop.get("items", {}))
-        if item_types != ["string"]:
-            items = [_coerce_scalar(i, prop.get("items", {})) for i in items]
-        return items
-    if "object" in types:
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise InputError(
-                f'Parameter {name} must be a JSON object (got {shown}); write it as {key}={{"name":"value"}}.'
-            )
-        return parsed
-    return value
+    return "|".join(coerce.schema_types(prop))

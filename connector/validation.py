@@ -78,8 +78,8 @@ def compile_validator(schema: dict[str, Any], *, key: str | None = None, check_s
 
     Compiled once: later calls with the same schema object, or the same
     ``key``, return the cached validator. Unless ``check_schema`` is False the
-    schema itself is first checked against the 2020-12 metaschema (about
-    25 ms, so trusted schemas that CI checks skip it); a broken schema raises
+    schema itself is first checked against the 2020-12 metaschema (costly,
+    see bench/NOTES.md, so trusted schemas that CI checks skip it); a broken schema raises
     ``jsonschema.exceptions.SchemaError`` (a programming error, not user input).
     """
     if key is not None:

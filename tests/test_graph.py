@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ForbiddenError
-from connector.http.graph import GRAPH_PERMISSION, GraphClient, enrich_files, evidence_files, graph_config
+from connector.http.graph import GraphClient, enrich_files, evidence_files, graph_config, graph_permission
 from tests.conftest import FIXTURES, make_config
 
 FILE = "#microsoft.graph.security.fileEvidence"
 PROCESS = "#microsoft.graph.security.processEvidence"
+
+GRAPH_PERMISSION = graph_permission()
 
 
 def example_alert() -> dict[str, Any]:

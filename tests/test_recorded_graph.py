@@ -13,12 +13,14 @@ import pytest
 
 from connector.actions import ActionContext, run_action
 from connector.http import auth
-from connector.http.graph import GRAPH_PERMISSION, GraphClient
+from connector.http.graph import GraphClient, graph_permission
 from connector.runtime.store import Store
 from tests.conftest import NoSleep
 
 pytestmark = pytest.mark.vcr
 DA_ALERT_ID = "da637472900382838869_1364969609"
+
+GRAPH_PERMISSION = graph_permission()
 
 
 @pytest.fixture(autouse=True)

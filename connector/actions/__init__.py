@@ -1,5 +1,10 @@
 """Actions: one module per action, each a ``handler(params, context)``.
 
+The manifest is the registry: each action's ``handler`` names its module, and
+:func:`load_handler` imports it on first use (the CLI only pays for the
+action it runs). tests/test_manifest_keys.py fails when a declared action has
+no handler or an action module is not declared.
+
 :func:`run_action` is the one way every caller (CLI, playbook engine, poller,
 benchmarks) runs an action: it validates the parameters against the manifest,
 calls the handler, turns any ConnectorError into a failed result with the
@@ -16,16 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import ConnectorError, StoreError
+from connector.manifest import ActionSpec, Manifest, load_manifest
 from connector.sdk import ActionResult
 
 log = logging.getLogger("connector.actions")
 
-# Action name -> module implementing ``handler``. Imported lazily: the CLI
-# only pays for the action it runs.
-HANDLERS = {
-    "test_connectivity": "connector.actions.test_connectivity",
-    "get_alert_related_files": "connector.actions.get_alert_related_files",
-}
+Handler = Callable[[dict[str, Any], "ActionContext"], ActionResult]
+
+
+def load_handler(spec: ActionSpec) -> Handler:
+    """The ``handler`` function of the module the manifest declares for
+    ``spec``. Raises ImportError or AttributeError when the declaration is
+    wrong (a packaging error, which the manifest tests catch)."""
+    handler: Handler = importlib.import_module(spec.handler).handler
+    return handler
 
 
 @dataclass
@@ -68,24 +77,24 @@ def run_action(name: str, params: dict[str, Any], context: ActionContext | None,
     ConnectorError (it becomes a failed result). ``context`` may be None only
     when the parameters are invalid or the configuration failed to load (the
     caller then gets the failed result for that)."""
-    from connector.manifest import load_manifest
-
     started = time.time()
     action_name = name
     # Parameters come from playbooks and callers too: anything but an object
     # is refused by validate_params below, in one sentence.
     validated: dict[str, Any] = dict(params) if isinstance(params, dict) else {}
+    manifest: Manifest | None = None
     try:
-        spec = load_manifest().action(name)
+        manifest = load_manifest()
+        spec = manifest.action(name)
         action_name = spec.name
         validated = spec.validate_params(params)
         if context is None:
             raise RuntimeError("run_action needs a context once parameters are valid")
-        handler = importlib.import_module(HANDLERS[spec.name]).handler
-        result: ActionResult = handler(validated, context)
+        result = load_handler(spec)(validated, context)
     except ConnectorError as err:
         result = ActionResult.failure(action_name, err, validated)
-    container = validated.get("alert_id") if isinstance(validated.get("alert_id"), str) else None
+    key = validated.get(manifest.container_key) if manifest is not None else None
+    container = key if isinstance(key, str) else None
     # Invalid input or configuration never reached the network: nothing to record.
     recordable = result.error is None or result.error.get("kind") not in {"invalid_input", "invalid_config"}
     if context is not None and context.store is not None and recordable:

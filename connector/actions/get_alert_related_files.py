@@ -1,10 +1,13 @@
-"""Get Alert Related Files: ``GET /api/alerts/{id}/files`` -> file artifacts."""
+"""Get Alert Related Files: the alert's files (the manifest's ``alert_files``
+endpoint, or the alert's evidence from Graph) -> file artifacts."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from connector.artifacts import build_artifacts
+from connector.manifest import load_manifest
 from connector.sdk import ActionResult
 
 ACTION = "get_alert_related_files"
@@ -56,12 +59,14 @@ def _from_graph(params: dict[str, Any], context: Any) -> ActionResult:
     evidence = context.client.alert_evidence(alert_id)
     files = evidence_files(evidence)
     extra: dict[str, Any] = {}
-    if context.config is not None and context.config.get("enrich_files", False) and files:
+    if context.config is not None and context.config.get("enrich_files") and files:
         context.progress(f"Enriching {len(files)} files from the Defender API")
         defender = context.enrichment_client
+        endpoint = load_manifest().endpoint("graph", "enrich_file")
 
         def lookup(sha1: str) -> Any:
-            return defender.get_json(f"/api/files/{sha1}", resource=f"File {sha1}", permission="File.Read.All")
+            return defender.get_json(endpoint.path.format(sha1=quote(sha1, safe="")), resource=f"File {sha1}",
+                                     permission=endpoint.permission)
 
         extra = enrich_files(files, lookup)
     mapped = build_artifacts(alert_id, files)

@@ -1,32 +1,47 @@
-"""Test Connectivity: a token from Entra ID, its permissions, one API call."""
+"""Test Connectivity: a token from Entra ID, its permissions, one API call.
+
+The permissions come from the manifest: the source's ``permissions`` are
+checked, the one that the investigate action's endpoint needs is required
+(without it the connector cannot do its job), the others are reported as
+missing (the new-alert trigger needs ``list_alerts``'s).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from connector.errors import ForbiddenError
+from connector.errors import ForbiddenError, NotFoundError
 from connector.http.auth import token_roles
+from connector.manifest import Manifest, load_manifest
 from connector.sdk import ActionResult
 
 ACTION = "test_connectivity"
-REQUIRED = ["File.Read.All"]
-OPTIONAL = ["Alert.Read.All"]  # needed by the new-alert trigger only
+INVESTIGATE = "get_alert_related_files"
+
+
+def _required(manifest: Manifest, source: str) -> tuple[str, str]:
+    """(permission, display name) of the investigate action on ``source``."""
+    spec = manifest.action(INVESTIGATE)
+    return manifest.endpoint(source, spec.endpoints[source]).permission, spec.display_name
 
 
 def handler(params: dict[str, Any], context: Any) -> ActionResult:
     """Get a new token from Entra ID (never a cached one: this proves the
-    credential), read its ``roles``, then call the API with it: ``GET
-    /api/alerts?$top=1`` when the app may read alerts. Reports which
-    permissions are missing."""
+    credential), read its ``roles``, then call the API with it: the alert
+    list (``$top=1``) when the app may read alerts, else the files endpoint
+    with an id that cannot exist. Reports which permissions are missing."""
     client = context.client
     if getattr(client, "source", "defender") == "graph":
         return _graph(params, context)
+    manifest = load_manifest()
+    required, needed_by = _required(manifest, "defender")
+    alerts = manifest.endpoint("defender", "list_alerts").permission
     context.progress(f"Requesting a token from {context.config.login_host}")
     fresh = getattr(client.tokens, "fresh_token", None)
     token = fresh() if fresh is not None else client.tokens.token()
     client.use_token(token)
     roles = token_roles(token)
-    missing = [p for p in REQUIRED + OPTIONAL if p not in roles]
+    missing = [p for p in manifest.sources["defender"]["permissions"] if p not in roles]
     summary: dict[str, Any] = {
         "token_acquired": True,
         "roles": roles,
@@ -34,25 +49,23 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
         "api_reachable": False,
         "api_base_url": context.config.api_base_url,
     }
-    if "File.Read.All" in missing:
+    if required in missing:
         raise ForbiddenError(
-            "A token was issued, but the app lacks the File.Read.All permission that Get Alert Related Files needs.",
-            hint="Add the WindowsDefenderATP application permission File.Read.All and grant admin consent.",
+            f"A token was issued, but the app lacks the {required} permission that {needed_by} needs.",
+            hint=f"Add the WindowsDefenderATP application permission {required} and grant admin consent.",
         )
     context.progress(f"Calling {context.config.api_base_url}")
-    if "Alert.Read.All" in roles:
+    if alerts in roles:
         next(client.list_alerts({"$top": "1"}), None)
         note = ""
     else:
-        # Without Alert.Read.All, prove reachability with the files endpoint:
-        # an id that cannot exist answers 404 once the token is accepted.
-        from connector.errors import NotFoundError
-
+        # Without the alert permission, prove reachability with the files
+        # endpoint: an id that cannot exist answers 404 once the token is accepted.
         try:
             client.alert_files("mde-connector-connectivity-probe")
         except NotFoundError:
             pass
-        note = " Alert.Read.All is missing, so the new-alert trigger (watch) will not work."
+        note = f" {alerts} is missing, so the new-alert trigger (watch) will not work."
     summary["api_reachable"] = True
     return ActionResult(
         action=ACTION,
@@ -65,22 +78,23 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
 
 
 def _graph(params: dict[str, Any], context: Any) -> ActionResult:
-    """``source: graph``: a Graph token, its ``SecurityAlert.Read.All`` role,
-    then ``GET /v1.0/security/alerts_v2?$top=1``."""
-    from connector.http.graph import GRAPH_PERMISSION
-
+    """``source: graph``: a Graph token, the role its endpoints need
+    (``SecurityAlert.Read.All``; the ReadWrite role includes it), then the
+    alert list with ``$top=1``."""
+    permission, _ = _required(load_manifest(), "graph")
     client = context.client
     base = client.config.api_base_url
     context.progress(f"Requesting a Microsoft Graph token from {context.config.login_host}")
     roles = token_roles(client.tokens.token())
-    missing = [] if GRAPH_PERMISSION in roles or "SecurityAlert.ReadWrite.All" in roles else [GRAPH_PERMISSION]
+    granted = permission in roles or permission.replace(".Read.", ".ReadWrite.") in roles
+    missing = [] if granted else [permission]
     summary: dict[str, Any] = {"token_acquired": True, "roles": roles, "missing_permissions": missing,
                                "api_reachable": False, "api_base_url": base}
     if missing:
         raise ForbiddenError(
-            f"A Microsoft Graph token was issued, but the app lacks the {GRAPH_PERMISSION} permission that the "
+            f"A Microsoft Graph token was issued, but the app lacks the {permission} permission that the "
             "graph source needs.",
-            hint=f"Add the Microsoft Graph application permission {GRAPH_PERMISSION} and grant admin consent.",
+            hint=f"Add the Microsoft Graph application permission {permission} and grant admin consent.",
         )
     context.progress(f"Calling {base}")
     next(client.list_alerts({"$top": "1"}), None)

@@ -190,7 +190,7 @@ class ConsoleApp:
 
     def manifest_info(self) -> Reply:
         """Actions (parameter schemas and outputs) and the built-in step types."""
-        from connector.runtime.playbooks import BUILTIN_OUTPUTS, CONTAINER_OUTPUTS, playbook_schema
+        from connector.runtime.playbooks import BUILTIN_OUTPUTS, container_outputs, playbook_schema
 
         actions = [{"name": a.name, "display_name": a.display_name, "description": a.description,
                     "read_only": a.read_only, "parameters": a.parameters_schema,
@@ -208,7 +208,7 @@ class ConsoleApp:
                              "outputs": [{"path": p, "data_type": o.data_type, "contains": list(o.contains)}
                                          for p, o in BUILTIN_OUTPUTS[kind].items()]})
         container = [{"path": p, "data_type": o.data_type, "contains": list(o.contains)}
-                     for p, o in CONTAINER_OUTPUTS.items()]
+                     for p, o in container_outputs().items()]
         return 200, {"actions": actions, "builtins": builtins, "container": container,
                      "type_help": step_schema["properties"]["type"]["description"]}
 
@@ -372,12 +372,14 @@ class ConsoleApp:
         if step is None or not in_when and (not isinstance(parameter, str) or not parameter):
             return 422, {"error": "Name the step and the parameter (or \"field\": \"when\") to bind."}
         candidates: list[tuple[str, str, Any]] = []
-        from connector.runtime.playbooks import BUILTIN_OUTPUTS, CONTAINER_OUTPUTS, Output
+        from connector.manifest import load_manifest
+        from connector.runtime.playbooks import BUILTIN_OUTPUTS, container_outputs
 
-        for path, out in CONTAINER_OUTPUTS.items():
+        container = container_outputs()
+        for path, out in container.items():
             candidates.append(("container", path, out))
         if (document.get("trigger") or {}).get("type") == "new_alert":
-            candidates.append(("trigger", "alert.id", Output("string", ("defender alert id",))))
+            candidates.append(("trigger", "alert.id", container[load_manifest().container_key]))
         for upstream in _ancestors(by_id, step_id):
             other = by_id[upstream]
             outputs: dict[str, Any] = {}

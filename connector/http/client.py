@@ -4,16 +4,22 @@ It owns the session, the token, the shared rate budget, retries and the
 mapping of HTTP failures to the error taxonomy:
 
 - every call first takes a slot from the shared :class:`RateBudget`;
-- 429 honours ``Retry-After`` (seconds or an HTTP date), capped by
-  ``max_retry_after_seconds``: a longer demand fails at once with the time to
-  retry instead of hanging;
-- 500/502/503/504, dropped connections, timeouts and bodies that are not JSON
-  are retried with exponential backoff and full jitter;
+- 429 honours ``Retry-After`` (seconds or an HTTP date; the manifest's
+  ``http.retry.honour_retry_after``), capped by ``max_retry_after_seconds``:
+  a longer demand fails at once with the time to retry instead of hanging;
+- the statuses in ``http.retry.statuses``, dropped connections, timeouts and
+  bodies that are not JSON are retried with exponential backoff
+  (``backoff_base_seconds`` doubling up to ``backoff_max_seconds``), with
+  jitter when ``http.retry.jitter`` says so;
 - a 401 fetches a fresh token once;
 - all waiting is bounded by ``retry_budget_seconds`` in total;
 - ``@odata.nextLink`` is followed (bounded by ``max_pages``) only to the
   configured API host over https, so a poisoned link cannot carry the bearer
   token elsewhere.
+
+Paths and the permission each call needs (named in a 403's hint) come from
+the manifest's ``sources.<source>.endpoints``; nothing about the API's shape
+is typed here.
 
 Clock, sleep and randomness are injected so tests never sleep.
 """
@@ -45,10 +51,9 @@ from connector.errors import (
     UnauthorizedError,
 )
 from connector.http.transport import DeadlineExceeded, ResponseTooLarge, megabytes
+from connector.manifest import Endpoint, Manifest, load_manifest
 
 log = logging.getLogger("connector.http.client")
-
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def alert_segment(alert_id: str) -> str:
@@ -167,7 +172,12 @@ class DefenderClient:
 
     Build it with :meth:`from_config`; pass ``session``, ``tokens``, ``budget``,
     ``clock``, ``sleep`` and ``rng`` to swap the edges in tests and benchmarks.
+    ``http_spec`` (the manifest's ``http`` section) and ``manifest`` default
+    to the packaged manifest's.
     """
+
+    #: The manifest's ``sources`` key whose endpoints this client calls.
+    source = "defender"
 
     def __init__(
         self,
@@ -180,6 +190,7 @@ class DefenderClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
         http_spec: Mapping[str, Any] | None = None,
+        manifest: Manifest | None = None,
     ) -> None:
         self.config = config
         self.session = session
@@ -188,17 +199,23 @@ class DefenderClient:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
-        retry = dict((http_spec or {}).get("retry") or {})
-        paging = dict((http_spec or {}).get("paging") or {})
-        self.retry_statuses = frozenset(retry.get("statuses") or RETRY_STATUSES)
-        self.backoff_base = float(retry.get("backoff_base_seconds", 0.5))
-        self.backoff_max = float(retry.get("backoff_max_seconds", 8.0))
-        self.next_link_field = paging.get("next_link_field", "@odata.nextLink")
-        self.items_field = paging.get("items_field", "value")
-        self.max_retries = int(config.get("max_retries", 4))
-        self.retry_budget = float(config.get("retry_budget_seconds", 60))
-        self.max_retry_after = float(config.get("max_retry_after_seconds", 30))
-        self.max_pages = int(config.get("max_pages", 100))
+        self.manifest = manifest or load_manifest()
+        http = http_spec if http_spec is not None else self.manifest.http
+        retry, paging = http["retry"], http["paging"]
+        self.retry_statuses = frozenset(retry["statuses"])
+        self.backoff_base = float(retry["backoff_base_seconds"])
+        self.backoff_max = float(retry["backoff_max_seconds"])
+        self.jitter = bool(retry["jitter"])
+        self.honour_retry_after = bool(retry["honour_retry_after"])
+        self.next_link_field = paging["next_link_field"]
+        self.items_field = paging["items_field"]
+        # The documented limit, named when a 429 outlasts the retries.
+        self.documented_limits: Mapping[str, int] = (
+            self.manifest.sources.get(self.source, {}).get("rate_limits") or http["rate_limits"])
+        self.max_retries = int(config.get("max_retries"))
+        self.retry_budget = float(config.get("retry_budget_seconds"))
+        self.max_retry_after = float(config.get("max_retry_after_seconds"))
+        self.max_pages = int(config.get("max_pages"))
         read = float(config.timeout_seconds)
         self.timeout = (min(10.0, read), read)  # (connect, read), as build_session sets them
         api = urlsplit(config.api_base_url)
@@ -212,16 +229,14 @@ class DefenderClient:
         from connector.http.auth import TokenProvider
         from connector.http.ratelimit import RateBudget
         from connector.http.transport import build_session
-        from connector.manifest import load_manifest
 
-        manifest = load_manifest()
+        manifest = kwargs.pop("manifest", None) or load_manifest()
         session = kwargs.pop("session", None) or build_session(config)
         tokens = kwargs.pop("tokens", None) or TokenProvider(config, session)
         budget = kwargs.pop("budget", None)
         if budget is None:
-            limits = (manifest.http or {}).get("rate_limits") or {}
-            per_min = int(config.get("rate_per_minute", limits.get("per_minute", 100)))
-            per_hour = int(config.get("rate_per_hour", limits.get("per_hour", 1500)))
+            per_min = int(config.get("rate_per_minute"))
+            per_hour = int(config.get("rate_per_hour"))
             budget = RateBudget(
                 config.state_dir / "rate_budget.sqlite",
                 [(per_min, 60.0), (per_hour, 3600.0)],
@@ -232,31 +247,32 @@ class DefenderClient:
                 # sets them: a slot left unsettled counts until then.
                 hold=min(10.0, float(config.timeout_seconds)) + float(config.timeout_seconds),
             )
-        return cls(config, session=session, tokens=tokens, budget=budget, http_spec=manifest.http, **kwargs)
+        return cls(config, session=session, tokens=tokens, budget=budget, manifest=manifest, **kwargs)
 
     # -- public API -------------------------------------------------------
 
+    def endpoint(self, name: str) -> Endpoint:
+        """The manifest's ``sources.<source>.endpoints.<name>`` for this client."""
+        return self.manifest.endpoint(self.source, name)
+
     def alert_files(self, alert_id: str, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-        """Every File related to the alert (all pages). Raises NotFoundError
-        when the alert does not exist, ForbiddenError without File.Read.All."""
-        path = f"/api/alerts/{alert_segment(alert_id)}/files"
+        """Every File related to the alert (all pages; endpoint ``alert_files``).
+        Raises NotFoundError when the alert does not exist, ForbiddenError
+        without the endpoint's permission."""
+        endpoint = self.endpoint("alert_files")
+        path = endpoint.path.format(alert_id=alert_segment(alert_id))
         files: list[dict[str, Any]] = []
-        for page in self.pages(path, resource=f"Alert {alert_id}", permission="File.Read.All"):
+        for page in self.pages(path, resource=f"Alert {alert_id}", permission=endpoint.permission):
             files.extend(page)
             if progress:
                 progress(len(files))
         return files
 
-    def get_alert(self, alert_id: str) -> dict[str, Any]:
-        """One alert by id (``Alert.Read.All``)."""
-        body = self.get_json(
-            f"/api/alerts/{alert_segment(alert_id)}", resource=f"Alert {alert_id}", permission="Alert.Read.All"
-        )
-        return body
-
     def list_alerts(self, params: Mapping[str, str]) -> Iterator[list[dict[str, Any]]]:
-        """Pages of ``GET /api/alerts`` with OData ``params`` ($filter, $orderby, $top...)."""
-        return self.pages("/api/alerts", params=params, resource="The alert list", permission="Alert.Read.All")
+        """Pages of the alert list (endpoint ``list_alerts``) with OData
+        ``params`` ($filter, $orderby, $top...)."""
+        endpoint = self.endpoint("list_alerts")
+        return self.pages(endpoint.path, params=params, resource="The alert list", permission=endpoint.permission)
 
     def pages(
         self,
@@ -331,9 +347,10 @@ class DefenderClient:
         return self._token
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter keeps parallel clients from retrying in lockstep.
+        # Jitter (between half and all of the ceiling) keeps parallel clients
+        # from retrying in lockstep.
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
-        return ceiling * (0.5 + 0.5 * self.rng())
+        return ceiling * (0.5 + 0.5 * self.rng()) if self.jitter else ceiling
 
     def _get(self, url: str, params: Mapping[str, str] | None, *, resource: str, permission: str) -> dict[str, Any]:
         deadline = self.clock() + self.retry_budget
@@ -417,7 +434,7 @@ class DefenderClient:
                     failure = self._status_error(response, resource, permission)
                     if status not in self.retry_statuses:
                         raise failure
-                    if status == 429:
+                    if status == 429 and self.honour_retry_after:
                         wait = parse_retry_after(response.headers.get("Retry-After"),
                                                  date=response.headers.get("Date"))
                         if wait is not None and wait > self.max_retry_after:
@@ -492,7 +509,8 @@ class DefenderClient:
         if status == 429:
             return RateLimitedError(
                 f"Defender's rate limit for {resource} was still reached after retrying{detail}.",
-                hint="The API allows 100 calls a minute and 1,500 an hour per app; run the action again later.",
+                hint=f"The API allows {self.documented_limits['per_minute']:,} calls a minute and "
+                f"{self.documented_limits['per_hour']:,} an hour per app; run the action again later.",
                 **common,
             )
         if code is None:

@@ -9,7 +9,9 @@ differs is a profile:
 - the base URL and token scope come from the cloud's Graph host (or
   ``graph_base_url``), so the token has its own cache key (the configuration
   fingerprint includes the scope) and the budget its own file and limit;
-- errors name Graph and ``SecurityAlert.Read.All``, and take the correlation
+- its endpoints, with the permission each needs, are the manifest's
+  ``sources.graph.endpoints``;
+- errors name Graph and the endpoint's permission, and take the correlation
   id from ``error.innerError.request-id``.
 
 :func:`evidence_files` turns Graph evidence into File-shaped dicts for the
@@ -37,9 +39,8 @@ from connector.errors import (
     UnauthorizedError,
 )
 from connector.http.client import DefenderClient, alert_segment
+from connector.manifest import Manifest, load_manifest
 
-GRAPH_PERMISSION = "SecurityAlert.Read.All"
-ALERTS_PATH = "/v1.0/security/alerts_v2"
 FILE_EVIDENCE = "#microsoft.graph.security.fileEvidence"
 PROCESS_EVIDENCE = "#microsoft.graph.security.processEvidence"
 SERVICE_SOURCE_MDE = "microsoftDefenderForEndpoint"
@@ -67,18 +68,22 @@ ENRICHED_KEYS = (
 
 def is_graph(config: Config) -> bool:
     """True when the instance is configured with ``source: graph``."""
-    return config.get("source", "defender") == "graph"
+    return config.get("source") == "graph"
 
 
-def graph_config(config: Config, manifest: Any | None = None) -> Config:
+def graph_permission(manifest: Manifest | None = None) -> str:
+    """The application permission the Graph source needs (that of its
+    ``get_alert`` endpoint in the manifest), e.g. ``SecurityAlert.Read.All``."""
+    return (manifest or load_manifest()).endpoint("graph", "get_alert").permission
+
+
+def graph_config(config: Config, manifest: Manifest | None = None) -> Config:
     """``config`` re-pointed at Microsoft Graph: base URL from
     ``graph_base_url`` or the cloud's Graph host, token scope the cloud's
     Graph scope. Raises ConfigError when the cloud has no Graph host."""
     from connector.config import _https_url
 
     if manifest is None:
-        from connector.manifest import load_manifest
-
         manifest = load_manifest()
     cloud = manifest.clouds.get(config.cloud) or {}
     base = config.get("graph_base_url") or cloud.get("graph_base_url")
@@ -207,12 +212,11 @@ class GraphClient(DefenderClient):
         """The production wiring for ``source: graph``: the Graph base and
         scope, its own token cache key and its own rate budget file."""
         from connector.http.ratelimit import RateBudget
-        from connector.manifest import load_manifest
 
-        manifest = load_manifest()
+        manifest = kwargs.get("manifest") or load_manifest()
         graph = graph_config(config, manifest)
         if kwargs.get("budget") is None:
-            limits = (manifest.sources.get("graph") or {}).get("rate_limits") or {"per_minute": 150, "per_hour": 9000}
+            limits = manifest.sources["graph"].get("rate_limits") or manifest.http["rate_limits"]
             kwargs["budget"] = RateBudget(
                 graph.state_dir / RATE_BUDGET_FILE,
                 [(int(limits["per_minute"]), 60.0), (int(limits["per_hour"]), 3600.0)],
@@ -226,8 +230,9 @@ class GraphClient(DefenderClient):
 
     def get_alert(self, alert_id: str) -> dict[str, Any]:
         """One ``alerts_v2`` alert with its evidence, as Graph sent it."""
-        return self.get_json(f"{ALERTS_PATH}/{alert_segment(alert_id)}", resource=f"Alert {alert_id}",
-                             permission=GRAPH_PERMISSION)
+        endpoint = self.endpoint("get_alert")
+        return self.get_json(endpoint.path.format(alert_id=alert_segment(alert_id)), resource=f"Alert {alert_id}",
+                             permission=endpoint.permission)
 
     def alert_evidence(self, alert_id: str) -> list[dict[str, Any]]:
         """The alert's ``evidence`` list as Graph sent it (empty if none)."""
@@ -242,13 +247,15 @@ class GraphClient(DefenderClient):
         return files
 
     def list_alerts(self, params: Mapping[str, str]) -> Iterator[list[dict[str, Any]]]:
-        """Pages of ``GET /v1.0/security/alerts_v2``; ``service_source``, when
-        set, is added to the ``$filter``."""
+        """Pages of the alert list (endpoint ``list_alerts``,
+        ``alerts_v2``); ``service_source``, when set, is added to the
+        ``$filter``."""
         query = dict(params)
         if self.service_source:
             clause = f"serviceSource eq '{self.service_source}'"
             query["$filter"] = f"{query['$filter']} and {clause}" if query.get("$filter") else clause
-        return self.pages(ALERTS_PATH, params=query, resource="The alert list", permission=GRAPH_PERMISSION)
+        endpoint = self.endpoint("list_alerts")
+        return self.pages(endpoint.path, params=query, resource="The alert list", permission=endpoint.permission)
 
     # -- internals ---------------------------------------------------------
 
@@ -276,7 +283,8 @@ class GraphClient(DefenderClient):
         if status == 429:
             return RateLimitedError(
                 f"Microsoft Graph's rate limit for {resource} was still reached after retrying{detail}.",
-                hint="Graph allows 150 security alert requests a minute per app and tenant; run again later.",
+                hint=f"Graph allows {self.documented_limits['per_minute']:,} security alert requests a minute per "
+                "app and tenant; run again later.",
                 **common,
             )
         err = super()._status_error(response, resource, permission)

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from connector.errors import PlaybookError
+from connector.manifest import Manifest, load_manifest
 
 __all__ = [
     "BUILTIN_OUTPUTS",
     "CONTAINER_OUTPUTS",
+    "container_outputs",
     "Output",
     "Playbook",
     "Problem",
@@ -57,9 +59,6 @@ _CANDIDATE_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REFERENCE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z0-9_$@-]+|\*))+$")
 _WHOLE_RE = re.compile(r"^\{\{\s*([^{}]*?)\s*\}\}$", re.DOTALL)
 
-ALERT_ID_CONTAINS = ("defender alert id",)
-
-
 # Records are NamedTuples rather than dataclasses: they cost far less to
 # define at import time, and the CLI's start-up is benchmarked.
 
@@ -80,9 +79,9 @@ BUILTIN_OUTPUTS: dict[str, dict[str, Output]] = {
     "add_tag": {**_COMMON_OUTPUTS, "tags": Output("array")},
 }
 
-# {{container.<field>}}: the container as it is when the step runs.
+# {{container.<field>}}: the container as it is when the step runs. The field
+# naming the alert (the manifest's container key) is added by container_outputs().
 CONTAINER_OUTPUTS: dict[str, Output] = {
-    "alert_id": Output("string", ALERT_ID_CONTAINS),
     "name": Output("string"),
     "severity": Output("string"),
     "status": Output("string"),
@@ -90,14 +89,28 @@ CONTAINER_OUTPUTS: dict[str, Output] = {
     "tags": Output("array"),
 }
 
-# {{trigger.alert.<field>[.<sub>...]}}: fields of the Defender alert entity.
-ALERT_FIELDS = frozenset({
-    "id", "incidentId", "investigationId", "assignedTo", "severity", "status", "classification",
-    "determination", "investigationState", "detectionSource", "detectorId", "category", "threatFamilyName",
-    "title", "description", "alertCreationTime", "firstEventTime", "lastEventTime", "lastUpdateTime",
-    "resolvedTime", "machineId", "computerDnsName", "rbacGroupName", "aadTenantId", "threatName",
-    "mitreTechniques", "relatedUser", "loggedOnUsers", "comments", "evidence",
-})
+
+
+def container_outputs(manifest: Manifest | None = None) -> dict[str, Output]:
+    """What ``{{container.<field>}}`` may name: the manifest's container key
+    (the alert id, with its ``contains`` types) and :data:`CONTAINER_OUTPUTS`."""
+    m = manifest or load_manifest()
+    return {m.container_key: Output("string", m.container_contains), **CONTAINER_OUTPUTS}
+
+
+class _Facts(NamedTuple):
+    """What the checks need from the manifest about containers and alerts
+    (the validator itself knows no API): the container's fields, its key and
+    the alert fields ``{{trigger.alert.<field>}}`` may name."""
+
+    container: dict[str, Output]
+    key: str
+    alert_fields: frozenset[str]
+
+    @property
+    def alert_ref(self) -> str:
+        return "{{container." + self.key + "}}"
+
 
 _DATA_TYPE_TO_SCHEMA = {
     "string": {"string"},
@@ -308,8 +321,6 @@ def validate_playbook(data: Any, *, source: str, manifest: Any = None,
     if problems:
         return problems
     if manifest is None:
-        from connector.manifest import load_manifest
-
         manifest = load_manifest()
     return _semantic_problems(data, source, manifest, api_source=api_source, enriched=enriched)
 
@@ -500,13 +511,15 @@ def _semantic_problems(data: dict[str, Any], source: str, manifest: Any, *,
             outputs[sid] = BUILTIN_OUTPUTS[step["type"]]
 
     trigger_type = data["trigger"]["type"]
+    facts = _Facts(container_outputs(manifest), manifest.container_key, manifest.alert_fields(api_source))
     for sid, step in unique.items():
         spec = None
         if step["type"] == "action":
-            spec = _check_action(step, manifest, report)
+            spec = _check_action(step, manifest, report, facts)
 
         def check_ref(ref: Reference, where: str, *, sid: str = sid) -> Output | None:
-            return _check_reference(ref, where, sid, unique, outputs, position, ancestors, trigger_type, report)
+            return _check_reference(ref, where, sid, unique, outputs, position, ancestors, trigger_type, report,
+                                    facts)
 
         # References in parameters (with contains/type checks for actions).
         params = step.get("parameters") or {}
@@ -515,12 +528,12 @@ def _semantic_problems(data: dict[str, Any], source: str, manifest: Any, *,
             for text, ref in find_references(value):
                 if ref is None:
                     report(sid, f"step '{sid}' parameter '{name}' has a malformed reference {_short(text)}; "
-                                "write {{step_id.data.path}}, {{container.alert_id}} or {{trigger.alert.<field>}}.")
+                                f"write {{{{step_id.data.path}}}}, {facts.alert_ref} or {{{{trigger.alert.<field>}}}}.")
                     continue
                 declared = check_ref(ref, f"parameter '{name}'")
                 if declared is None or name not in props:
                     continue
-                _check_binding(sid, name, props[name], ref, declared, report)
+                _check_binding(sid, name, props[name], ref, declared, report, facts)
         if step.get("when") is not None:
             for text, ref in find_references(step["when"]):
                 if ref is None:
@@ -531,7 +544,7 @@ def _semantic_problems(data: dict[str, Any], source: str, manifest: Any, *,
     return problems
 
 
-def _check_action(step: dict[str, Any], manifest: Any, report: Any) -> Any:
+def _check_action(step: dict[str, Any], manifest: Any, report: Any, facts: _Facts) -> Any:
     sid, name = step["id"], step["action"]
     try:
         spec = manifest.action(name)
@@ -546,7 +559,7 @@ def _check_action(step: dict[str, Any], manifest: Any, report: Any) -> Any:
     for required in schema.get("required", []):
         if required not in params and "default" not in props.get(required, {}):
             example = (props.get(required, {}).get("examples") or [None])[0]
-            bind = "{{container.alert_id}}" if required == "alert_id" else (example or "a value")
+            bind = facts.alert_ref if required == facts.key else (example or "a value")
             report(sid, f"step '{sid}' does not bind the required parameter '{required}' of {spec.name}; "
                         f"add \"{required}\": \"{bind}\" to its parameters.")
     if schema.get("additionalProperties") is False:
@@ -575,27 +588,27 @@ def _check_action(step: dict[str, Any], manifest: Any, report: Any) -> Any:
 
 def _check_reference(ref: Reference, where: str, sid: str, steps: dict[str, dict[str, Any]],
                      outputs: dict[str, dict[str, Output]], position: dict[str, int],
-                     ancestors: dict[str, set[str]], trigger_type: str, report: Any) -> Output | None:
+                     ancestors: dict[str, set[str]], trigger_type: str, report: Any, facts: _Facts) -> Output | None:
     text = "{{" + ref.text + "}}"
     if ref.root == "container":
-        declared = CONTAINER_OUTPUTS.get(ref.path)
+        declared = facts.container.get(ref.path)
         if declared is None:
             report(sid, f"step '{sid}' {where} references {text}, which the container does not have; "
-                        f"use one of: {', '.join('container.' + k for k in CONTAINER_OUTPUTS)}.")
+                        f"use one of: {', '.join('container.' + k for k in facts.container)}.")
         return declared
     if ref.root == "trigger":
         parts = ref.path.split(".")
         if trigger_type != "new_alert":
             report(sid, f"step '{sid}' {where} references {text}, but a manual playbook has no triggering "
-                        "alert; use {{container.alert_id}} or set the trigger type to new_alert.")
+                        f"alert; use {facts.alert_ref} or set the trigger type to new_alert.")
             return None
-        if len(parts) < 2 or parts[0] != "alert" or parts[1] not in ALERT_FIELDS:
-            hint = _did_you_mean(parts[1], sorted(ALERT_FIELDS)) if len(parts) >= 2 else ""
+        if len(parts) < 2 or parts[0] != "alert" or parts[1] not in facts.alert_fields:
+            hint = _did_you_mean(parts[1], sorted(facts.alert_fields)) if len(parts) >= 2 else ""
             report(sid, f"step '{sid}' {where} references {text}, which is not an alert field{hint}; "
                         "write {{trigger.alert.<field>}} with a Defender alert field such as severity or title.")
             return None
         if parts[1] == "id" and len(parts) == 2:
-            return Output("string", ALERT_ID_CONTAINS)
+            return facts.container[facts.key]
         return Output("array" if "*" in parts else "any")
     if ref.root not in steps:
         hint = _did_you_mean(ref.root, list(steps))
@@ -627,14 +640,14 @@ def _check_reference(ref: Reference, where: str, sid: str, steps: dict[str, dict
 
 
 def _check_binding(sid: str, name: str, prop: dict[str, Any], ref: Reference, declared: Output,
-                   report: Any) -> None:
+                   report: Any, facts: _Facts) -> None:
     wanted = tuple(prop.get("contains") or ())
     text = "{{" + ref.text + "}}"
     if wanted and not set(wanted) & set(declared.contains):
         got = ", ".join(declared.contains) if declared.contains else "no contains type"
         report(sid, f"step '{sid}' binds {text} ({got}) to parameter '{name}', which needs "
                     f"{' or '.join(wanted)}; bind a data path that contains {wanted[0]}, e.g. "
-                    "{{container.alert_id}}.")
+                    f"{facts.alert_ref}.")
         return
     if not ref.whole:
         return
