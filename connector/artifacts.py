@@ -53,8 +53,13 @@ mapping is passed.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from connector.manifest import load_manifest
+from connector.severity import SCALE
 
 __all__ = [
     "MappingResult",
@@ -73,8 +78,8 @@ RARE_PREVALENCE = 10
 #: Default cap on string values, if the mapping declares none.
 MAX_STRING_LENGTH = 1024
 
-#: Artifact severities from lowest to highest.
-SEVERITY_ORDER = ("informational", "low", "medium", "high")
+#: Artifact severities from lowest to highest (the one scale, :mod:`connector.severity`).
+SEVERITY_ORDER = SCALE
 
 #: Keys of ``MappingResult.summary``, each declared as an output data path
 #: ``action_result.summary.<key>`` in the manifest.
@@ -203,8 +208,6 @@ def _plan_for(mapping: Mapping[str, Any] | None) -> _Plan:
 def default_mapping() -> Mapping[str, Any]:
     """The ``artifacts`` section of ``get_alert_related_files`` in the
     packaged manifest (loaded once)."""
-    from connector.manifest import load_manifest
-
     mapping = load_manifest().action("get_alert_related_files").artifact_mapping
     if mapping is None:  # pragma: no cover - the manifest schema guarantees it
         raise LookupError("get_alert_related_files declares no artifact mapping")
@@ -472,9 +475,6 @@ def _compatible(merged: Mapping[str, Any], norm: Mapping[str, Any], fields: tupl
 
 
 def _digest(record: Mapping[str, Any]) -> str:
-    import hashlib  # only files without any hash need it
-    import json
-
     stable = {k: v for k, v in record.items() if k not in _VOLATILE_FIELDS}
     text = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -100,7 +100,7 @@ def read_sources(
     merged: dict[str, Any] = {}
     path = path or env.get(ENV_CONFIG_PATH) or None
     if path:
-        file = Path(path).expanduser()
+        file = _expanded(path, "--config (or MDE_CONFIG)")
         try:
             from connector.fsguard import check_config_file
 
@@ -161,6 +161,16 @@ def _https_url(value: str, key: str) -> str:
     return value.rstrip("/")
 
 
+def _expanded(value: str | os.PathLike[str], what: str) -> Path:
+    """``value`` as a path with a leading ``~`` or ``~user`` expanded;
+    ConfigError naming ``what`` when the home directory is unknown."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # "~nosuchuser", or no HOME: pathlib cannot expand it
+        raise ConfigError(f"{what} starts with '~' but that home directory is unknown on this system; "
+                          "give the full path.") from None
+
+
 def _state_dir(value: str) -> Path:
     """The state directory, refused up front if a file stands in its way."""
     if "\x00" in value:
@@ -170,7 +180,7 @@ def _state_dir(value: str) -> Path:
     except UnicodeEncodeError:
         raise ConfigError("Configuration key 'state_dir' holds characters this system cannot use in a path "
                           "(a lone UTF-16 surrogate); give it as plain text.") from None
-    path = Path(value).expanduser()
+    path = _expanded(value, "Configuration key 'state_dir'")
     existing = path
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
@@ -229,7 +239,7 @@ def resolve(values: Mapping[str, Any], manifest: Manifest | None = None) -> Conf
         value = cfg.get(key)
         if not value:
             return None
-        file = Path(value).expanduser()
+        file = _expanded(value, f"Configuration key '{key}'")
         if not file.is_file():
             raise ConfigError(f"Configuration key '{key}' names {file}, which is not a readable file.")
         return file.resolve()

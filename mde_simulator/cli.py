@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import pathlib
 import signal
+import sys
 import threading
 from typing import Any
+
+from . import EXAMPLE_ALERT_ID, LARGE_ALERT_10K
+from .server import Faults, Simulator, SimulatorOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,10 +67,8 @@ def _validate(args: argparse.Namespace) -> str | None:
     return None
 
 
-def banner(sim: Any, config_path: pathlib.Path) -> str:
+def banner(sim: Simulator, config_path: pathlib.Path) -> str:
     """The startup text: connection settings, config file and how to use it."""
-    from . import EXAMPLE_ALERT_ID, LARGE_ALERT_10K
-
     opts = sim.options
     lines = [
         f"Defender for Endpoint + Entra ID simulator listening on {sim.base_url}",
@@ -96,10 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
     Returns 0 after a clean stop, 2 for invalid options, 1 if it cannot start.
     """
-    import sys
-
-    from .server import Faults, Simulator, SimulatorOptions
-
     problem = _validate(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -22,8 +22,11 @@ import uuid
 from typing import Any
 from urllib.parse import quote, unquote
 
+from . import data
 from .entra import GRAPH_AUDIENCE
+from .odata import ODataError, compile_filter, parse_orderby, sort_alerts
 from .ratelimit import RateLimiter, format_retry_after
+from .responses import _API_CONTENT_TYPE, _api_error, _next_link, _Response
 
 GRAPH_SCOPE = GRAPH_AUDIENCE + "/.default"
 ROLE_GRAPH_ALERTS = "SecurityAlert.Read.All"
@@ -38,10 +41,8 @@ _STATUS = {"New": "new", "InProgress": "inProgress", "Resolved": "resolved"}
 _lock = threading.Lock()
 
 
-def graph_error(status: int, code: str, message: str) -> Any:
+def graph_error(status: int, code: str, message: str) -> _Response:
     """A Graph-shaped error response."""
-    from .server import _Response
-
     request_id = str(uuid.uuid4())
     body = {"error": {"code": code, "message": message,
                       "innerError": {"date": "2026-12-01T00:00:00", "request-id": request_id,
@@ -147,8 +148,6 @@ def graph_alert(alert: dict[str, Any], files: list[dict[str, Any]]) -> dict[str,
 
 
 def _files_with_names(sim: Any, alert_id: str) -> list[dict[str, Any]]:
-    from . import data
-
     store = sim._store
     entry = store._entries.get(alert_id)
     if entry is None:
@@ -161,7 +160,7 @@ def _files_with_names(sim: Any, alert_id: str) -> list[dict[str, Any]]:
     return [{**r.entity, "fileName": r.file_name, "filePath": r.folder} for r in records]
 
 
-def _limited(sim: Any, client_id: str) -> Any:
+def _limited(sim: Any, client_id: str) -> _Response | None:
     with _lock:
         limiter = getattr(sim, "_graph_limiter", None)
         if limiter is None:
@@ -175,11 +174,8 @@ def _limited(sim: Any, client_id: str) -> Any:
     return response
 
 
-def handle(handler: Any, raw_path: str, query: dict[str, str], claims: dict[str, Any]) -> Any:
+def handle(handler: Any, raw_path: str, query: dict[str, str], claims: dict[str, Any]) -> _Response:
     """Serve one ``/v1.0/security/...`` request (the token is verified)."""
-    from .odata import ODataError, compile_filter, parse_orderby, sort_alerts
-    from .server import _API_CONTENT_TYPE, _next_link, _Response
-
     sim = handler.sim
     if claims.get("aud") != GRAPH_AUDIENCE:
         return graph_error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
@@ -238,9 +234,8 @@ def handle(handler: Any, raw_path: str, query: dict[str, str], claims: dict[str,
     return _Response(200, json.dumps(body, ensure_ascii=False).encode(), content_type=_API_CONTENT_TYPE)
 
 
-def file_by_sha1(sim: Any, sha1: str) -> Any:
+def file_by_sha1(sim: Any, sha1: str) -> _Response:
     """``GET /api/files/{sha1}``: the Defender File with that sha1, or 404."""
-    from .server import _API_CONTENT_TYPE, _api_error, _Response
 
     wanted = sha1.lower()
     for alert in sim._store.alert_dicts():

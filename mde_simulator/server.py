@@ -18,6 +18,7 @@ import os
 import pathlib
 import random
 import socket
+import socketserver
 import ssl
 import struct
 import threading
@@ -32,7 +33,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from cryptography import x509
 
-from . import data
+from . import data, graph
 from .entra import (
     ACCEPTED_SCOPES,
     DEFAULT_ROLES,
@@ -46,32 +47,14 @@ from .entra import (
 )
 from .odata import ODataError, compile_filter, now_ticks, parse_orderby, sort_alerts
 from .ratelimit import RateLimiter, format_retry_after
+from .responses import _API_CONTENT_TYPE, _JSON, _api_error, _link, _next_link, _Response
 from .store import AlertStore, dumps
 from .tls import TlsMaterial, ensure_material, sha1_thumbprint
 
 Action = Literal["respond", "drop", "truncate", "slow", "html", "trickle", "endless", "gzip_bomb", "loop"]
 
 MAX_TOP = 10_000
-_API_CONTENT_TYPE = (
-    "application/json; odata.metadata=minimal; odata.streaming=true; "
-    "IEEE754Compatible=false; charset=utf-8"
-)
-_JSON = "application/json; charset=utf-8"
 
-_ERROR_CODES = {
-    400: ("BadRequest", "The request is invalid."),
-    401: ("Unauthorized", "Authorization has been denied for this request."),
-    403: ("Forbidden", "The application is not allowed to perform this operation."),
-    404: ("NotFound", "The requested resource was not found."),
-    405: ("MethodNotAllowed", "The requested HTTP method is not allowed for this resource."),
-    408: ("RequestTimeout", "The request timed out."),
-    409: ("Conflict", "The request conflicts with the current state of the resource."),
-    429: ("TooManyRequests", "API calls quota exceeded! Maximum allowed calls are reached."),
-    500: ("InternalServerError", "An unexpected error occurred. Please retry the operation."),
-    502: ("BadGateway", "The gateway received an invalid response from the upstream server."),
-    503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
-    504: ("GatewayTimeout", "The upstream server did not respond in time."),
-}
 
 _HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -202,13 +185,6 @@ class RequestRecord:
     fault: str | None = None
 
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    content_type: str = _JSON
-    client_id: str | None = None
 
 
 def _derived(seed: int, label: str) -> bytes:
@@ -232,16 +208,6 @@ def _derived_secret(seed: int) -> str:
     return f"{text[:3]}8Q~{text[3:37]}"
 
 
-def _api_error(status: int, code: str | None = None, message: str | None = None) -> _Response:
-    default_code, default_message = _ERROR_CODES.get(status, ("Error", "The request failed."))
-    body = {
-        "error": {
-            "code": code or default_code,
-            "message": message or default_message,
-            "target": str(uuid.uuid4()),
-        }
-    }
-    return _Response(status, dumps(body))
 
 
 def _entra_error(err: TokenError) -> _Response:
@@ -674,8 +640,6 @@ class _Server(ThreadingHTTPServer):
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call socket.getfqdn (a DNS lookup).
-        import socketserver
-
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
@@ -1030,8 +994,6 @@ class _Handler(BaseHTTPRequestHandler):
             return _api_error(401, "Unauthorized", reason)
         client_id = str(claims.get("appid"))
         if raw_path.startswith("/v1.0/"):  # Microsoft Graph: its own routes and limit
-            from . import graph
-
             response = graph.handle(self, raw_path, query, claims)
             response.client_id = client_id
             return response
@@ -1055,8 +1017,6 @@ class _Handler(BaseHTTPRequestHandler):
         segments = [unquote(s) for s in raw_path.split("/")[1:]]
         roles = set(claims.get("roles") or ())
         if len(segments) == 3 and segments[1] == "files" and self.command == "GET":  # enrich_files
-            from . import graph
-
             if ROLE_FILES not in roles:
                 return _api_error(403, "Forbidden", f"The application does not have {ROLE_FILES}.")
             return graph.file_by_sha1(self.sim, segments[2])
@@ -1280,15 +1240,6 @@ def _gzip_bomb(size: int) -> bytes:
     return header + block * blocks + tail + struct.pack("<II", crc, total & 0xFFFFFFFF)
 
 
-def _next_link(base: str, path: str, query: dict[str, str], skip: int) -> str:
-    return _link(base, path, {**query, "$skip": str(skip)})
-
-
-def _link(base: str, path: str, params: dict[str, str]) -> str:
-    encoded = "&".join(
-        f"{quote(k, safe='$')}={quote(v, safe=chr(39) + '():,')}" for k, v in params.items()
-    )
-    return f"{base}{path}?{encoded}" if encoded else f"{base}{path}"
 
 
 __all__ = ["Faults", "RequestRecord", "ScriptedResponse", "Simulator", "SimulatorOptions"]

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.errors import ConnectorError, StoreError
+from connector.config import Config
+from connector.errors import ConfigError, ConnectorError, StoreError
 from connector.manifest import ActionSpec, Manifest, load_manifest
-from connector.sdk import ActionResult
+from connector.sdk import ActionResult, AlertClient, Context, ResultStore
 
 log = logging.getLogger("connector.actions")
 
-Handler = Callable[[dict[str, Any], "ActionContext"], ActionResult]
+Handler = Callable[[dict[str, Any], Context], ActionResult]
 
 
 def load_handler(spec: ActionSpec) -> Handler:
@@ -42,36 +43,42 @@ class ActionContext:
     """What a handler may use. ``client`` is built on first use from
     ``config`` so that invalid input never opens a connection."""
 
-    config: Any
-    store: Any = None
+    config: Config | None
+    store: ResultStore | None = None
     progress: Callable[[str], None] = lambda message: None
-    client_factory: Callable[[Any], Any] | None = None
-    _client: Any = field(default=None, repr=False)
-    _enrichment: Any = field(default=None, repr=False)
+    client_factory: Callable[[Config | None], AlertClient] | None = None
+    _client: AlertClient | None = field(default=None, repr=False)
+    _enrichment: AlertClient | None = field(default=None, repr=False)
+
+    def _config(self) -> Config:
+        if self.config is None:
+            raise ConfigError("This action needs the instance configuration and none was loaded.",
+                              hint="Pass --config FILE or set MDE_CONFIG.")
+        return self.config
 
     @property
-    def client(self) -> Any:
+    def client(self) -> AlertClient:
         if self._client is None:
             if self.client_factory is not None:
                 self._client = self.client_factory(self.config)
             else:
                 from connector.http.graph import client_for
 
-                self._client = client_for(self.config)
+                self._client = client_for(self._config())
         return self._client
 
     @property
-    def enrichment_client(self) -> Any:
+    def enrichment_client(self) -> AlertClient:
         """A Defender API client for ``enrich_files`` with ``source: graph``
         (the Defender API's own token scope and shared rate budget)."""
         if self._enrichment is None:
             from connector.http.client import DefenderClient
 
-            self._enrichment = DefenderClient.from_config(self.config)
+            self._enrichment = DefenderClient.from_config(self._config())
         return self._enrichment
 
 
-def run_action(name: str, params: dict[str, Any], context: ActionContext | None,
+def run_action(name: str, params: dict[str, Any], context: Context | None,
                *, container_fields: dict[str, Any] | None = None) -> ActionResult:
     """Validate ``params``, run the action, save the result; never raises a
     ConnectorError (it becomes a failed result). ``context`` may be None only

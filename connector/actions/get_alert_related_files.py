@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from connector.artifacts import build_artifacts
 from connector.manifest import load_manifest
-from connector.sdk import ActionResult
+from connector.sdk import ActionResult, Context, EvidenceClient
 
 ACTION = "get_alert_related_files"
 
@@ -25,15 +25,16 @@ def _message(alert_id: str, summary: dict[str, Any]) -> str:
     return f"Alert {alert_id} has {total} related {noun}{tail}"
 
 
-def handler(params: dict[str, Any], context: Any) -> ActionResult:
+def handler(params: dict[str, Any], context: Context) -> ActionResult:
     """Fetch the alert's files (all pages) and map them to artifacts.
 
     ``data`` keeps each File exactly as the API sent it; artifacts are one per
     distinct file.
     """
     alert_id = params["alert_id"]
-    if getattr(context.client, "source", "defender") == "graph":
-        return _from_graph(params, context)
+    client = context.client
+    if getattr(client, "source", "defender") == "graph" and isinstance(client, EvidenceClient):
+        return _from_graph(params, context, client)
     context.progress(f"Fetching the files of alert {alert_id}")
     files = context.client.alert_files(alert_id, progress=lambda n: context.progress(f"{n} files received"))
     mapped = build_artifacts(alert_id, files)
@@ -48,7 +49,7 @@ def handler(params: dict[str, Any], context: Any) -> ActionResult:
     )
 
 
-def _from_graph(params: dict[str, Any], context: Any) -> ActionResult:
+def _from_graph(params: dict[str, Any], context: Context, client: EvidenceClient) -> ActionResult:
     """``source: graph``: the alert's evidence from ``alerts_v2`` -> the same
     artifacts. ``data`` is the evidence as Graph sent it; with
     ``enrich_files`` the Defender API fills what Graph lacks."""
@@ -56,7 +57,7 @@ def _from_graph(params: dict[str, Any], context: Any) -> ActionResult:
 
     alert_id = params["alert_id"]
     context.progress(f"Fetching the evidence of alert {alert_id} from Microsoft Graph")
-    evidence = context.client.alert_evidence(alert_id)
+    evidence = client.alert_evidence(alert_id)
     files = evidence_files(evidence)
     extra: dict[str, Any] = {}
     if context.config is not None and context.config.get("enrich_files") and files:

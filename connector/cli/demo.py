@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from connector import severity
 from connector.text import escape_text
 
 DETAIL_ALERTS = 3
@@ -101,13 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
         _step(4, "The analyst's view")
         containers = {c["alert_id"]: c for c in store.containers()}
-        rank = {"high": 3, "medium": 2, "low": 1, "informational": 0}
         rows = []
         for alert_id in report.processed:
             c = containers.get(alert_id, {})
             rows.append((alert_id, c.get("severity"), c.get("artifact_count"), ", ".join(c.get("tags") or []),
                          c.get("name")))
-        rows.sort(key=lambda r: (-rank.get(str(r[1]), 0), -(r[2] or 0)))
+        rows.sort(key=lambda r: (-severity.rank(r[1]), -(r[2] or 0)))
         _say(render_table(["ALERT", "SEVERITY", "FILES", "TAGS", "TITLE"], rows[:12], fixed=(0, 1, 2)))
         if len(rows) > 12:
             _say(f"… and {len(rows) - 12} more (mde-connector containers list)")

@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, PlaybookError
 from connector.text import dumps_output, escape_text
+
+if TYPE_CHECKING:  # the playbook engine is imported by the subcommands that use it (see bench/NOTES.md)
+    from connector.runtime.playbooks import Playbook
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,15 +67,11 @@ def run(args: argparse.Namespace) -> int:
                       hint="Try 'mde-connector playbook validate FILE' or 'mde-connector playbook run FILE'.")
 
 
-def _shipped_files() -> list[Path]:
-    folder = Path(__file__).resolve().parent.parent / "playbooks"
-    return sorted(folder.glob("*.json"))
-
-
 def _validate(files: list[str], api_source: str | None = None, enriched: bool = False) -> int:
+    from connector.runtime.engine import shipped_playbook_files
     from connector.runtime.playbooks import validate_playbook_file
 
-    paths = [Path(f) for f in files] if files else _shipped_files()
+    paths = [Path(f) for f in files] if files else shipped_playbook_files()
     if not paths:
         raise ConfigError("There are no playbooks to validate.", hint="Pass playbook files.")
     invalid = 0
@@ -89,16 +88,17 @@ def _validate(files: list[str], api_source: str | None = None, enriched: bool = 
     return EXIT_OK
 
 
-def _resolve_playbook(name: str) -> Any:
+def _resolve_playbook(name: str) -> Playbook:
+    from connector.runtime.engine import shipped_playbook_files
     from connector.runtime.playbooks import load_playbook
 
     path = Path(name)
     if path.exists() or path.suffix == ".json" or "/" in name:
         return load_playbook(path)
-    for shipped in _shipped_files():
+    for shipped in shipped_playbook_files():
         if shipped.stem == name:
             return load_playbook(shipped)
-    known = ", ".join(p.stem for p in _shipped_files())
+    known = ", ".join(p.stem for p in shipped_playbook_files())
     raise PlaybookError(f"Playbook {name!r} is neither a file nor a shipped playbook; shipped playbooks: {known}.")
 
 
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         context = ActionContext(config=config, store=Store.open(config.state_dir),
                                 progress=(lambda m: print(f"… {escape_text(m)}", file=sys.stderr, flush=True))
                                 if show else (lambda m: None),
-                                client_factory=lambda cfg: stops.interruptible(DefenderClient.from_config(cfg)))
+                                client_factory=lambda _cfg: stops.interruptible(DefenderClient.from_config(config)))
         record = run_playbook(playbook, alert_id=args.alert_id, context=context, trigger="manual",
                               owner=new_owner(), stop=stops.event)
     finally:

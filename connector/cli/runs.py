@@ -10,11 +10,14 @@ nothing heavy at module level.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.cli.tables import View, add_view_options, render_items, view_from
 from connector.errors import EXIT_OK, ConfigError, InputError
 from connector.text import dumps_output, escape_text
+
+if TYPE_CHECKING:  # imported by open_store when a command reads the store
+    from connector.runtime.store import Store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     raise ConfigError("mde-connector runs: choose a subcommand.", hint="Try 'mde-connector runs list'.")
 
 
-def open_store(args: argparse.Namespace) -> Any:
+def open_store(args: argparse.Namespace) -> Store:
     """The store in ``--state-dir``, or in the configuration's state_dir."""
     from pathlib import Path
 
@@ -61,9 +64,7 @@ def open_store(args: argparse.Namespace) -> Any:
         from connector.config import load_config
 
         state = load_config(getattr(args, "config", None)).state_dir
-    if not (state / "store.sqlite").exists():
-        raise ConfigError(f"There is no store in {state} yet.", hint="Run an action or a playbook first.")
-    return Store.open(state, read_only=True)  # works on a read-only state directory
+    return Store.open_existing(state)  # works on a read-only state directory
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -14,10 +14,18 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import ConfigError
 from connector.text import dumps_output, escape_text
+
+if TYPE_CHECKING:  # the modules themselves are imported by the functions that run (see bench/NOTES.md)
+    from connector.config import Config
+    from connector.http.client import DefenderClient
+    from connector.runtime.playbooks import Playbook
+    from connector.runtime.poller import Poller, PollReport
+    from connector.runtime.stopping import StopSignals
+    from connector.sdk import Context
 
 MIN_INTERVAL = 1.0
 """The shortest ``--interval`` in seconds: a shorter one would only spend the
@@ -69,10 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted)")
 
 
-def _client_and_field(args: argparse.Namespace, config: Any) -> tuple[Any, str]:
+def _client_and_field(args: argparse.Namespace, config: Config) -> tuple[DefenderClient, str]:
     """The client for the configured source and the watermark field in that
     source's names (``--field`` may name either source's field)."""
-    from connector.errors import ConfigError
     from connector.http.client import DefenderClient
     from connector.http.graph import GraphClient, is_graph
     from connector.manifest import load_manifest
@@ -93,7 +100,7 @@ def _client_and_field(args: argparse.Namespace, config: Any) -> tuple[Any, str]:
     return DefenderClient.from_config(config), field
 
 
-def build_poller(args: argparse.Namespace, config: Any, stops: Any = None) -> Any:
+def build_poller(args: argparse.Namespace, config: Config, stops: StopSignals | None = None) -> Poller:
     """A Poller wired to the configured client, store and playbooks; with
     ``stops`` (a StopSignals), its stop event and interruptible waits."""
     from connector.actions import ActionContext
@@ -104,14 +111,14 @@ def build_poller(args: argparse.Namespace, config: Any, stops: Any = None) -> An
     client, time_field = _client_and_field(args, config)
     if stops is not None:
         stops.interruptible(client)
-    playbooks: list[Any] = []
+    playbooks: list[Playbook] = []
     if not args.no_playbooks:
         from connector.runtime.engine import load_shipped_playbooks
         from connector.runtime.playbooks import load_playbook
 
         playbooks = [load_playbook(p) for p in args.playbook] if args.playbook else load_shipped_playbooks()
 
-    def context_factory() -> Any:
+    def context_factory() -> Context:
         return ActionContext(config=config, store=store, client_factory=lambda _cfg: client)
 
     return Poller(client=client, store=store, context_factory=None if args.no_playbooks else context_factory,
@@ -152,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     poller.on_alert = on_alert
     failed = False
 
-    def show(report: Any) -> None:
+    def show(report: PollReport) -> None:
         nonlocal failed
         failed = failed or bool(report.errors)
         if tty:

@@ -24,7 +24,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from connector.actions import ActionContext, run_action
+from connector.config import Config, ensure_private_dir
 from connector.errors import ConnectorError
+from connector.manifest import ActionSpec, load_manifest
+from connector.runtime.engine import run_playbook
+from connector.runtime.playbooks import (
+    BUILTIN_OUTPUTS,
+    Output,
+    action_outputs,
+    container_outputs,
+    load_playbook,
+    playbook_schema,
+    validate_playbook,
+    validate_playbook_file,
+)
+from connector.runtime.store import Store
+from connector.sdk import Context, JSONObject
+from connector.text import dumps_output
 
 Reply = tuple[int, Any]
 
@@ -52,7 +69,7 @@ class Job:
         self.status = "running"
         self.progress: list[str] = []
         self.steps: dict[str, str] = {s: "pending" for s in steps or []}
-        self.result: Any = None
+        self.result: JSONObject | None = None
         self._lock = threading.Lock()
 
     def note(self, message: str) -> None:
@@ -63,7 +80,7 @@ class Job:
             if m and m["id"] in self.steps:
                 self.steps[m["id"]] = m["status"]
 
-    def finish(self, status: str, result: Any) -> None:
+    def finish(self, status: str, result: JSONObject) -> None:
         """Set the final status and result."""
         with self._lock:
             self.result = result
@@ -87,11 +104,9 @@ class ConsoleApp:
     client factory here); by default the configured client is used.
     """
 
-    def __init__(self, *, store: Any, config: Any = None, config_problem: str | None = None,
-                 playbook_dir: Path, context_factory: Callable[[Callable[[str], None]], Any] | None = None,
+    def __init__(self, *, store: Store, config: Config | None = None, config_problem: str | None = None,
+                 playbook_dir: Path, context_factory: Callable[[Callable[[str], None]], Context] | None = None,
                  ) -> None:
-        from connector.manifest import load_manifest
-
         self.store = store
         self.config = config
         self.config_problem = config_problem
@@ -190,8 +205,6 @@ class ConsoleApp:
 
     def manifest_info(self) -> Reply:
         """Actions (parameter schemas and outputs) and the built-in step types."""
-        from connector.runtime.playbooks import BUILTIN_OUTPUTS, container_outputs, playbook_schema
-
         actions = [{"name": a.name, "display_name": a.display_name, "description": a.description,
                     "read_only": a.read_only, "parameters": a.parameters_schema,
                     "outputs": [{"path": p, "data_type": o.data_type, "contains": list(o.contains)}
@@ -212,7 +225,7 @@ class ConsoleApp:
         return 200, {"actions": actions, "builtins": builtins, "container": container,
                      "type_help": step_schema["properties"]["type"]["description"]}
 
-    def _spec(self, name: str) -> Any:
+    def _spec(self, name: str) -> ActionSpec:
         return self.manifest.action(name)
 
     def check_params(self, name: str, raw: Any) -> tuple[Any, dict[str, Any] | None, str | None]:
@@ -252,8 +265,6 @@ class ConsoleApp:
         job = self._new_job("action", spec.name)
 
         def work() -> None:
-            from connector.actions import run_action
-
             result = run_action(spec.name, dict(params or {}), self._context(job.note))
             job.finish(result.status, result.to_dict())
 
@@ -268,11 +279,9 @@ class ConsoleApp:
             return 404, {"error": "There is no such job (the console may have been restarted)."}
         return 200, {"job": job.to_dict()}
 
-    def _context(self, progress: Callable[[str], None]) -> Any:
+    def _context(self, progress: Callable[[str], None]) -> Context:
         if self._context_factory is not None:
             return self._context_factory(progress)
-        from connector.actions import ActionContext
-
         return ActionContext(config=self.config, store=self.store, progress=progress)
 
     def _new_job(self, kind: str, name: str, steps: list[str] | None = None) -> Job:
@@ -329,8 +338,6 @@ class ConsoleApp:
 
     def playbook(self, key: str) -> Reply:
         """One playbook file: its document (as written) and its problems."""
-        from connector.runtime.playbooks import validate_playbook_file
-
         path = self._path(key)
         if path is None or not path.is_file():
             return 404, {"error": f"There is no playbook {key!r}."}
@@ -345,8 +352,6 @@ class ConsoleApp:
 
     def validate_playbook(self, body: dict[str, Any]) -> Reply:
         """Every problem of a draft, each with the step at fault."""
-        from connector.runtime.playbooks import validate_playbook
-
         document = body.get("document")
         problems = validate_playbook(document, source=_source_name(document), manifest=self.manifest)
         return 200, {"problems": problem_dicts(problems)}
@@ -358,8 +363,6 @@ class ConsoleApp:
         (directly or not), each with ``ok`` and, when refused, the validator's
         sentence. A path is refused when binding it alone makes the validator
         report a new problem for that step (contains or type mismatch)."""
-        from connector.runtime.playbooks import validate_playbook
-
         document = body.get("document")
         step_id = body.get("step")
         parameter = body.get("parameter")
@@ -372,9 +375,6 @@ class ConsoleApp:
         if step is None or not in_when and (not isinstance(parameter, str) or not parameter):
             return 422, {"error": "Name the step and the parameter (or \"field\": \"when\") to bind."}
         candidates: list[tuple[str, str, Any]] = []
-        from connector.manifest import load_manifest
-        from connector.runtime.playbooks import BUILTIN_OUTPUTS, container_outputs
-
         container = container_outputs()
         for path, out in container.items():
             candidates.append(("container", path, out))
@@ -420,8 +420,6 @@ class ConsoleApp:
     def save_playbook(self, key: str, body: dict[str, Any]) -> Reply:
         """Validate a draft with the CLI's validator and write it to the playbook
         directory as ``<name>.json`` (422 with every problem when invalid)."""
-        from connector.runtime.playbooks import validate_playbook
-
         document = body.get("document")
         problems = validate_playbook(document, source=_source_name(document), manifest=self.manifest)
         if problems:
@@ -431,8 +429,6 @@ class ConsoleApp:
         if key != f"local/{name}":
             return 409, {"error": f"The playbook is named {document['name']!r}, so it is saved as {name}; "
                                   f"save it with the key local/{name}."}
-        from connector.config import ensure_private_dir
-
         ensure_private_dir(self.playbook_dir)
         path = self.playbook_dir / name
         tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
@@ -442,8 +438,6 @@ class ConsoleApp:
 
     def run_playbook(self, body: dict[str, Any]) -> Reply:
         """Run a saved or shipped playbook on an alert's container in a worker; 202 with the job."""
-        from connector.runtime.playbooks import load_playbook
-
         key = str(body.get("key") or "")
         alert_id = body.get("alert_id")
         path = self._path(key)
@@ -460,8 +454,6 @@ class ConsoleApp:
         job = self._new_job("playbook", playbook.name, [s.id for s in playbook.order])
 
         def work() -> None:
-            from connector.runtime.engine import run_playbook
-
             record = run_playbook(playbook, alert_id=alert_id.strip(), context=self._context(job.note),
                                   trigger="manual")
             for entry in record.get("steps", []):
@@ -476,8 +468,6 @@ def format_playbook(document: Any) -> str:
     """The text the editor saves: two-space indented JSON, keys in the
     order given, non-ASCII as is, one final newline (stable: saving a saved
     file changes nothing)."""
-    from connector.text import dumps_output
-
     return dumps_output(document, indent=2) + "\n"
 
 
@@ -486,9 +476,7 @@ def _source_name(document: Any) -> str:
     return f"{name}.json" if isinstance(name, str) and name else "playbook"
 
 
-def _outputs(spec: Any) -> dict[str, Any]:
-    from connector.runtime.playbooks import action_outputs
-
+def _outputs(spec: ActionSpec) -> dict[str, Output]:
     return action_outputs(spec)
 
 
@@ -500,8 +488,6 @@ def _parameter_type(app: ConsoleApp, step: dict[str, Any], parameter: str) -> st
         except ConnectorError:
             return None
     else:
-        from connector.runtime.playbooks import playbook_schema
-
         props = {}
         for branch in playbook_schema()["$defs"]["step"]["allOf"]:
             if branch["if"]["properties"]["type"]["const"] == step.get("type"):

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connector.errors import RateLimitedError
+from connector.fsguard import private_dir
 from connector.sqlite_db import open_database
 
 Clock = Callable[[], float]
@@ -124,8 +125,6 @@ class RateBudget:
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            from connector.fsguard import private_dir
-
             private_dir(self.path.parent)
             conn = open_database(self.path, timeout=30, setup=_create_schema)
             self._local.conn = conn
@@ -157,7 +156,7 @@ class RateBudget:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return wait
+        return float(wait)
 
     def acquire(self, deadline: float | None = None) -> float:
         """Block until a slot is taken; return the seconds spent waiting."""

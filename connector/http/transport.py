@@ -31,16 +31,20 @@ import time
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 import urllib3.exceptions
+from requests.__version__ import __version__ as REQUESTS_VERSION
 
 from connector import __version__
+from connector.config import Config
 from connector.errors import ConfigError
+from connector.fsguard import atomic_write, private_dir
 
 log = logging.getLogger("connector.http")
 
-USER_AGENT = f"mde-connector/{__version__} (+Get Alert Related Files) python-requests/{requests.__version__}"
+USER_AGENT = f"mde-connector/{__version__} (+Get Alert Related Files) python-requests/{REQUESTS_VERSION}"
 
 #: ``max_response_mb``'s default, in bytes (MB are 10^6 bytes).
 DEFAULT_MAX_RESPONSE_BYTES = 200 * 1_000_000
@@ -116,8 +120,6 @@ def trust_store(ca_bundle: Path | None, state_dir: Path) -> str:
             f"Configuration key 'ca_bundle' names {ca_bundle}, whose certificates cannot be read.",
             hint="Give the CA certificate in PEM form, as exported by the CA or the proxy vendor.",
         ) from None
-    from connector.fsguard import atomic_write, private_dir
-
     private_dir(state_dir)
     atomic_write(combined, expected)
     return str(combined)
@@ -180,7 +182,7 @@ class PinnedSession(requests.Session):
         environment exactly as before.
         """
         try:
-            parts = requests.utils.urlparse(url)
+            parts = urlparse(url)
             key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream, verify, cert)
             hash(key)
         except (TypeError, ValueError):
@@ -192,7 +194,7 @@ class PinnedSession(requests.Session):
         # Copies: requests may adjust what it is given.
         return {**settings, "proxies": dict(settings["proxies"])}
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         """requests' ``request`` with the pinned settings, whose body is read
         in full, within the deadline and the size cap, before it returns.
 
@@ -284,7 +286,7 @@ class PinnedSession(requests.Session):
             response.close()
             raise requests.exceptions.ContentDecodingError(exc) from None
         response._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        response._content_consumed = True  # type: ignore[attr-defined]
+        response._content_consumed = True
 
 
 class _Inflate:
@@ -358,7 +360,7 @@ def _url(url: str | bytes) -> str:
     return _s(url).split("?", 1)[0] + ("?…" if "?" in _s(url) else "")
 
 
-def build_session(config: Any) -> PinnedSession:
+def build_session(config: Config) -> PinnedSession:
     """The session for one configured instance: trust store (+ ``ca_bundle``),
     proxy, (connect, read) timeouts and the exchange deadline from
     ``timeout_seconds``, and the body cap from ``max_response_mb``."""

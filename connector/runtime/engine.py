@@ -28,14 +28,20 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from connector.actions import run_action
 from connector.errors import ConfigError, ConnectorError, InputError
-from connector.runtime.playbooks import Playbook, Step, find_references, substitute
+from connector.runtime.playbooks import Playbook, Step, find_references, parse_playbook, substitute
+from connector.runtime.store import Store, utc_now
+from connector.sdk import Context
+from connector.severity import SCALE, container_fields, normalise
 from connector.text import finite
 
 __all__ = [
@@ -45,12 +51,12 @@ __all__ = [
     "render_text",
     "resolve",
     "run_playbook",
+    "shipped_playbook_files",
     "triggered_run_id",
 ]
 
 log = logging.getLogger("connector.engine")
 
-SEVERITIES = ("informational", "low", "medium", "high")
 _MISSING_TEXT = "-"
 
 
@@ -242,36 +248,37 @@ def matching_playbooks(playbooks: list[Playbook], alert: dict[str, Any]) -> list
     return out
 
 
+#: Where the shipped playbooks are packaged.
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+
+
+def shipped_playbook_files() -> list[Path]:
+    """The playbook files packaged in ``connector/playbooks/``, sorted by file name."""
+    return sorted(SHIPPED_PLAYBOOKS.glob("*.json"), key=lambda path: path.name)
+
+
 def load_shipped_playbooks() -> list[Playbook]:
-    """The playbooks packaged in ``connector/playbooks/`` (sorted by file
-    name), validated; raises PlaybookError if one is invalid."""
-    from importlib import resources
-
-    from connector.runtime.playbooks import parse_playbook
-
-    folder = resources.files("connector") / "playbooks"
-    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".json")), key=lambda e: e.name)
-    return [parse_playbook(e.read_text(encoding="utf-8"), source=e.name) for e in entries]
+    """The shipped playbooks (:func:`shipped_playbook_files`), validated;
+    raises PlaybookError if one is invalid."""
+    return [parse_playbook(path.read_text(encoding="utf-8"), source=path.name) for path in shipped_playbook_files()]
 
 
 # -- running ---------------------------------------------------------------------
 
 
 def _now() -> str:
-    from connector.runtime.store import utc_now
-
     return utc_now()
 
 
 class _Run:
     """State of one run: outputs so far and how to resolve references."""
 
-    def __init__(self, playbook: Playbook, alert_id: str, context: Any, run_id: str,
+    def __init__(self, playbook: Playbook, alert_id: str, context: Context, store: Store, run_id: str,
                  trigger: str, trigger_alert: dict[str, Any] | None) -> None:
         self.playbook = playbook
         self.alert_id = alert_id
         self.context = context
-        self.store = context.store
+        self.store = store
         self.run_id = run_id
         self.trigger: dict[str, Any] = {"type": trigger, "alert": trigger_alert or {}}
         self.outputs: dict[str, dict[str, Any]] = {}
@@ -283,12 +290,15 @@ class _Run:
         if self._container_ready:
             return
         alert = self.trigger["alert"]
-        severity = str(alert.get("severity") or "").lower()
+        # Without an alert (a manual run) an existing container keeps its
+        # fields; a new one gets the store's defaults, which are the mapping's.
+        fields = container_fields(self.alert_id, alert) if alert else None
         with self.store.transaction() as conn:
             self.store.upsert_container(
                 conn, self.alert_id,
-                name=alert["title"][:200] if isinstance(alert.get("title"), str) and alert["title"] else None,
-                severity=severity if severity in SEVERITIES else None,
+                name=fields.name if fields else None,
+                severity=fields.severity if fields else None,
+                status=fields.status if fields else None,
                 source="new_alert" if self.trigger["type"] == "new_alert" else "manual",
                 data=alert or None,
             )
@@ -307,8 +317,6 @@ class _Run:
     # -- step types --------------------------------------------------------
 
     def action(self, step: Step) -> tuple[bool, str, dict[str, Any] | None]:
-        from connector.actions import run_action
-
         params = resolve(step.parameters, self.lookup)
         result = run_action(str(step.action), params, self.context)
         self.outputs[step.id] = result.to_dict()
@@ -322,9 +330,9 @@ class _Run:
 
     def set_severity(self, step: Step) -> tuple[bool, str, dict[str, Any] | None]:
         value = resolve(step.parameters["severity"], self.lookup)
-        severity = value.strip().lower() if isinstance(value, str) else value
-        if severity not in SEVERITIES:
-            raise InputError(f"Severity {render_text(value)!r} is not one of {', '.join(SEVERITIES)}.")
+        severity = normalise(value)
+        if severity is None:
+            raise InputError(f"Severity {render_text(value)!r} is not one of {', '.join(SCALE)}.")
         mode = step.parameters.get("mode", "set")
         self.ensure_container()
         before = (self.store.container(self.alert_id) or {}).get("severity")
@@ -368,7 +376,7 @@ class _Run:
         return True, message, None
 
 
-def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: str = "manual",
+def run_playbook(playbook: Playbook, *, alert_id: str, context: Context, trigger: str = "manual",
                  trigger_alert: dict[str, Any] | None = None, run_id: str | None = None,
                  owner: str | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
     """Run ``playbook`` against the container of ``alert_id``; return the run record.
@@ -397,8 +405,8 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
     ``status`` (success|failed|skipped), ``message``, ``duration_ms``,
     ``error`` (the error object or None) and ``action`` for action steps.
     """
-    store = getattr(context, "store", None)
-    if store is None:
+    store = context.store
+    if not isinstance(store, Store):
         raise ConfigError("Running a playbook needs the local store; the action context has none.")
     alert_id = str(alert_id).strip()
     if not alert_id:
@@ -423,7 +431,7 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
         "finished_at": None,
         "steps": [],
     }
-    run = _Run(playbook, alert_id, context, run_id, trigger, trigger_alert)
+    run = _Run(playbook, alert_id, context, store, run_id, trigger, trigger_alert)
     if trigger_alert:
         run.ensure_container()  # the alert is known to exist: record it up front
     with store.transaction() as conn:
@@ -465,7 +473,7 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Any, trigger: st
     return record
 
 
-def _halt_reason(store: Any, run_id: str, owner: str | None, stop: threading.Event | None) -> str | None:
+def _halt_reason(store: Store, run_id: str, owner: str | None, stop: threading.Event | None) -> str | None:
     """Why the run must not start its next step, or None: a stop was asked
     for, or the lease is no longer this owner's (renewed here otherwise)."""
     if stop is not None and stop.is_set():
@@ -475,7 +483,7 @@ def _halt_reason(store: Any, run_id: str, owner: str | None, stop: threading.Eve
     return None
 
 
-def _abandon(store: Any, record: dict[str, Any], step: Step, reason: str, owner: str | None) -> dict[str, Any]:
+def _abandon(store: Store, record: dict[str, Any], step: Step, reason: str, owner: str | None) -> dict[str, Any]:
     """End a run before ``step``: a triggered run is queued again (it is
     resumed from the start, which is safe), a manual one is ``stopped``."""
     done = len(record["steps"])
@@ -516,7 +524,7 @@ def _run_step(run: _Run, step: Step, statuses: dict[str, str],
     return ("success" if ok else "failed"), message, error
 
 
-def _save(store: Any, conn: Any, record: dict[str, Any]) -> None:
+def _save(store: Store, conn: sqlite3.Connection, record: dict[str, Any]) -> None:
     store.save_playbook_run(conn, record["id"], playbook=record["playbook"], container=record["container"],
                             trigger=record["trigger"], status=record["status"], record=record,
                             started_at=record["started_at"], finished_at=record["finished_at"])

@@ -63,6 +63,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, StoreError
+from connector.runtime.engine import matching_playbooks, run_playbook, triggered_run_id
+from connector.runtime.playbooks import Playbook
+from connector.runtime.store import Store, new_owner, utc_now
+from connector.sdk import AlertClient, Context
+from connector.severity import container_fields
 from connector.text import db_json, db_text, escape_text
 
 log = logging.getLogger("connector.poller")
@@ -81,8 +86,6 @@ QUARANTINE_BODY_LIMIT = 1_000_000
 FIELDS = ("alertCreationTime", "lastUpdateTime", "createdDateTime", "lastUpdateDateTime")
 SEEN_RETENTION = timedelta(days=2)
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,7})\d*)?(Z|[+-]00:?00)?$")
-_SEVERITY = {"high": "high", "medium": "medium", "low": "low", "informational": "informational",
-             "unspecified": "informational"}
 
 
 def canonical_time(value: Any) -> str | None:
@@ -178,10 +181,10 @@ class Poller:
     def __init__(
         self,
         *,
-        client: Any,
-        store: Any,
-        context_factory: Callable[[], Any] | None,
-        playbooks: list[Any],
+        client: AlertClient,
+        store: Store,
+        context_factory: Callable[[], Context] | None,
+        playbooks: list[Playbook],
         time_field: str = "alertCreationTime",
         lookback: timedelta = timedelta(hours=24),
         overlap: timedelta = timedelta(minutes=10),
@@ -209,8 +212,6 @@ class Poller:
         self.stop_event = stop_event or threading.Event()
         self.checkpoint_name = f"poller:{time_field}"
         self._given_up: set[str] = set()
-        from connector.runtime.store import new_owner
-
         #: this poller's lease owner id: the playbook runs it executes are
         #: leased to it, and runs leased to another live owner are left alone
         self.owner = new_owner()
@@ -394,8 +395,6 @@ class Poller:
         """Take one alert in: container, pending runs, seen mark and watermark
         in one transaction. Returns the runs to start, or None when the alert
         was taken in before (its container data is refreshed if it changed)."""
-        from connector.runtime.store import utc_now
-
         with self.store.transaction() as conn:
             previous = self.store.seen_stamp(conn, self.checkpoint_name, alert_id)
             if previous is not None and stamp <= previous:
@@ -410,18 +409,11 @@ class Poller:
                 return None
             runs: list[dict[str, Any]] = []
             if self.context_factory is not None:
-                from connector.runtime.engine import matching_playbooks, triggered_run_id
-
                 runs = [{"id": triggered_run_id(pb.name, alert_id), "playbook": pb, "alert_id": alert_id,
                          "alert": alert} for pb in matching_playbooks(self.playbooks, alert)]
-            self.store.upsert_container(
-                conn, alert_id,
-                name=str(alert.get("title") or f"Defender alert {alert_id}")[:200],
-                severity=_SEVERITY.get(str(alert.get("severity") or "").lower(), "informational"),
-                status=str(alert.get("status") or "New").lower(),
-                source="poller",
-                data=alert,
-            )
+            fields = container_fields(alert_id, alert)
+            self.store.upsert_container(conn, alert_id, name=fields.name, severity=fields.severity,
+                                        status=fields.status, source="poller", data=alert)
             for run in runs:
                 if self.store.playbook_run(run["id"]) is None:
                     self.store.save_playbook_run(
@@ -454,8 +446,6 @@ class Poller:
         return pending
 
     def _run_pending(self, run: dict[str, Any]) -> dict[str, Any] | None:
-        from connector.runtime.engine import run_playbook
-
         if self.context_factory is None:  # only queued when there is one
             return None
         if self.stop_event.is_set():  # stopping: queued runs stay queued

@@ -14,9 +14,11 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from connector.errors import Interrupted
+
+_C = TypeVar("_C")
 
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
@@ -61,10 +63,10 @@ class StopSignals:
         if self.event.wait(max(0.0, seconds)) or self.signum is not None:
             raise Interrupted("Stopped while waiting, as SIGTERM or SIGINT asked.")
 
-    def interruptible(self, client: Any) -> Any:
+    def interruptible(self, client: _C) -> _C:
         """``client`` (a DefenderClient) with its retry and rate-budget waits
         made interruptible."""
-        client.sleep = self.sleep
+        setattr(client, "sleep", self.sleep)  # noqa: B010 - the client's retry waits
         budget = getattr(client, "budget", None)
         if budget is not None and hasattr(budget, "sleep"):
             budget.sleep = self.sleep

@@ -23,18 +23,20 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from connector import severity as severity_scale
 from connector.config import ensure_private_dir
 from connector.errors import ConfigError, InputError, StoreError
 from connector.fsguard import private_dir
+from connector.sdk import JSON, ActionResult
 from connector.sqlite_db import open_database
 from connector.text import db_json, db_text, escape_text
-
-SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3}
 
 #: How long a playbook run's lease lasts without a heartbeat. A worker renews
 #: it before every step; a run whose lease expired (or whose owner process is
 #: gone from this host) may be resumed by another process.
 LEASE = timedelta(minutes=5)
+#: The store's file name inside the state directory.
+STORE_FILE = "store.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -253,7 +255,18 @@ class Store:
         commands that only read; where this user cannot write the directory
         or the file, the store is opened read-only (any write raises
         StoreError) instead of being refused."""
-        return cls(Path(state_dir) / "store.sqlite", read_only=read_only)
+        return cls(Path(state_dir) / STORE_FILE, read_only=read_only)
+
+    @classmethod
+    def open_existing(cls, state_dir: Path, *, hint: str = "Run an action or a playbook first.") -> Store:
+        """The store in ``state_dir`` for a command that only reads it (``~``
+        expanded), opened as :meth:`open` with ``read_only``. Raises
+        ConfigError naming the directory, with ``hint``, when no store is
+        there yet, so that reading never creates an empty one."""
+        state = Path(state_dir).expanduser()
+        if not (state / STORE_FILE).exists():
+            raise ConfigError(f"There is no store in {state} yet.", hint=hint)
+        return cls.open(state, read_only=True)
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -358,7 +371,7 @@ class Store:
     def raise_severity(self, conn: sqlite3.Connection, alert_id: str, severity: str) -> None:
         """Set the container's severity if it is higher than the current one."""
         row = conn.execute("SELECT severity FROM containers WHERE alert_id = ?", (alert_id,)).fetchone()
-        if row is not None and SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(row[0], 0):
+        if row is not None and severity_scale.rank(severity) > severity_scale.rank(row[0]):
             conn.execute("UPDATE containers SET severity = ?, updated_at = ? WHERE alert_id = ?",
                          (severity, utc_now(), alert_id))
 
@@ -513,7 +526,7 @@ class Store:
 
     # -- action results ---------------------------------------------------
 
-    def save_action_result(self, result: Any, *, container: str | None, started: float,
+    def save_action_result(self, result: ActionResult, *, container: str | None, started: float,
                            container_fields: dict[str, Any] | None = None) -> int:
         """Write an action result in one transaction: its container (when it
         has one), artifacts and a run record. Returns the run id."""
@@ -526,9 +539,8 @@ class Store:
                 self.upsert_container(conn, container, **fields)
                 if result.artifacts:
                     self.upsert_artifacts(conn, result.artifacts)
-                    top = max((SEVERITY_RANK.get(a.get("severity", ""), 0) for a in result.artifacts), default=0)
-                    names = {v: k for k, v in SEVERITY_RANK.items()}
-                    self.raise_severity(conn, container, names[top])
+                    top = severity_scale.highest(a.get("severity") for a in result.artifacts)
+                    self.raise_severity(conn, container, top or severity_scale.DEFAULT)
                 if severity:
                     self.raise_severity(conn, container, severity)
             cur = conn.execute(
@@ -605,7 +617,7 @@ class Store:
 
     # -- checkpoints ------------------------------------------------------
 
-    def checkpoint(self, name: str) -> Any:
+    def checkpoint(self, name: str) -> JSON:
         """The stored checkpoint value (JSON), or None."""
         row = self._connect().execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
