@@ -73,41 +73,96 @@ def end_to_end(sim: SimProcess, pairs: int, warmup: int) -> dict[str, Any]:
         _timed(cli, env)  # token, store, pycache: the cache is warm from here on
         base_env = {**env, "BENCH_TOKEN": cached_access_token(state)}
         url = f"{sim.base_url}/api/alerts/{alert_id}/files"
-        import certifi
-
-        same_trust = Path(tmp) / "public-and-simulator-ca.pem"
-        same_trust.write_bytes(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n"
-                               + Path(sim.ca_bundle).read_bytes())
-        base = [sys.executable, str(BENCH / "baseline_get.py"), url, str(same_trust)]
-        narrow = [sys.executable, str(BENCH / "baseline_get.py"), url, sim.ca_bundle]
+        same_trust = same_trust_bundle(Path(tmp), sim.ca_bundle)
+        work = [sys.executable, str(BENCH / "baseline_get.py"), url, str(same_trust), str(Path(tmp) / "base.sqlite")]
+        get_only = [sys.executable, str(BENCH / "baseline_get.py"), url, str(same_trust)]
         for _ in range(warmup):
             _timed(cli, env)
-            _timed(base, base_env)
-            _timed(narrow, base_env)
+            _timed(work, base_env)
+            _timed(get_only, base_env)
         sim.reset_log()
-        log(f"cli: {pairs} interleaved rounds of CLI run / baseline script / baseline with one CA")
+        log(f"cli: {pairs} interleaved rounds of CLI run / same-work script / GET-only script")
         cli_ns: list[int] = []
-        base_ns: list[int] = []
-        narrow_ns: list[int] = []
+        work_ns: list[int] = []
+        get_ns: list[int] = []
         for i in range(pairs):
-            order = [(cli, env, cli_ns), (base, base_env, base_ns), (narrow, base_env, narrow_ns)]
+            order = [(cli, env, cli_ns), (work, base_env, work_ns), (get_only, base_env, get_ns)]
             for cmd, e, out in order[i % 3:] + order[:i % 3]:
                 elapsed, _ = _timed(cmd, e)
                 out.append(elapsed)
         log_entries = sim.requests()
     sign_in = [r for r in log_entries if not r["path"].startswith("/api/")]
     api = [r for r in log_entries if r["path"].startswith("/api/")]
-    c, b, n = summary_ms(cli_ns), summary_ms(base_ns), summary_ms(narrow_ns)
+    c, b, g = summary_ms(cli_ns), summary_ms(work_ns), summary_ms(get_ns)
     return {
         "pairs": pairs,
+        "install": "editable (development), private bytecode cache, root",
         "cli": c,
         "baseline_script": b,
-        "baseline_script_simulator_ca_only": n,
+        "baseline_script_get_only": g,
         "ratio_p50": ratio(c["p50_ms"], b["p50_ms"]),
         "ratio_p90": ratio(c["p90_ms"], b["p90_ms"]),
-        "ratio_p50_vs_simulator_ca_only": ratio(c["p50_ms"], n["p50_ms"]),
+        "ratio_p50_vs_get_only": ratio(c["p50_ms"], g["p50_ms"]),
+        "pair_ratio_median": pair_ratio_median(cli_ns, work_ns),
         "api_requests_per_run": round((len(api) - 2 * pairs) / pairs, 3),  # each baseline makes one too
         "sign_in_requests_per_cli_run": round(len(sign_in) / pairs, 3),
+    }
+
+
+def same_trust_bundle(directory: Path, simulator_ca: str | Path) -> Path:
+    """The connector's trust as one file: the public CAs (certifi's bundle,
+    what requests trusts by default against the real API) plus the
+    simulator's CA."""
+    import certifi
+
+    path = directory / "public-and-simulator-ca.pem"
+    path.write_bytes(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n" + Path(simulator_ca).read_bytes())
+    return path
+
+
+def pair_ratio_median(candidate_ns: list[int], baseline_ns: list[int]) -> float:
+    """Median of the round-by-round ratios: robust to the machine's drift."""
+    return round(percentile([c / b for c, b in zip(candidate_ns, baseline_ns, strict=True)], 50), 3)
+
+
+def syncs(sim: SimProcess, runs: int) -> dict[str, Any]:
+    """Disk syncs and journal files of one warm CLI run, from ``strace``:
+    fsync/fdatasync calls, and the files the run created and deleted in the
+    state directory (a WAL created and deleted per run shows here)."""
+    import shutil
+
+    strace = shutil.which("strace")
+    if strace is None:
+        return {"skipped": "strace is not installed"}
+    alert_id = sim.add_alerts(1)[0]
+    env = _env()
+    per_run: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-syncs-") as tmp:
+        state = Path(tmp) / "state"
+        config = write_config(Path(tmp) / "mde.json", config_values(sim.config, state, UNBOUND_SCALE))
+        _timed(_cli(config, alert_id), env)  # token and store exist from here on
+        for i in range(runs):
+            trace = Path(tmp) / f"trace{i}.txt"
+            cmd = [strace, "-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,sync_file_range,unlink,unlinkat",
+                   "-o", str(trace), *_cli(config, alert_id)]
+            subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, check=True)
+            lines = [ln for ln in trace.read_text(encoding="utf-8").splitlines() if "= 0" in ln]
+            synced = [ln for ln in lines if "sync" in ln.split("(", 1)[0]]
+            deleted = sorted({Path(m.group(1)).name for ln in lines
+                              if (m := re.search(r'unlink(?:at)?\((?:[^,]*, )?"([^"]+)"', ln))
+                              and str(state) in m.group(1)})
+            per_run.append({"syncs": len(synced),
+                            "synced_files": sorted({Path(m.group(1)).name for ln in synced
+                                                    if (m := re.search(r"<([^>]+)>", ln))}),
+                            "deleted_in_state_dir": deleted})
+    counts = [r["syncs"] for r in per_run]
+    return {
+        "runs": runs,
+        "python": sys.version.split()[0],
+        "syncs_per_run_p50": percentile(counts, 50),
+        "syncs_per_run_max": max(counts),
+        "wal_deleted_per_run": any(any(n.endswith("-wal") for n in r["deleted_in_state_dir"]) for r in per_run),
+        "last_run": per_run[-1],
     }
 
 

@@ -1,4 +1,4 @@
-"""Warm in-process action latency against a bare ``requests`` GET.
+"""Warm in-process action latency against the same GET on the same session.
 
 Candidate: ``run_action("get_alert_related_files", ...)`` on a 1-file alert
 with a warm context: client built, token in memory, keep-alive connection
@@ -6,8 +6,13 @@ open, store open. Everything a playbook step pays is inside: parameter
 validation, the shared rate budget (SQLite), the GET, the mapping, the store
 transaction.
 
-Baseline: ``requests.Session.get(url, headers=..., verify=ca).json()`` on a
-warm keep-alive session with a ready token: the least any client can do.
+Baseline: the same GET through the connector's own session and kept-alive
+connection (``client.session.get(url, headers=..., timeout=client.timeout)
+.json()``: the pinned session, its trust store, the same connection pool),
+with the same token. What the action adds over the request it must make.
+(Until issue 13 the baseline was a stock ``requests.Session`` with other
+trust, no timeout, and netrc/proxy lookups per call: a different and slower
+GET, which flattered the ratio.)
 
 The two are interleaved (alternating which goes first) so that machine noise
 hits both alike.
@@ -26,8 +31,6 @@ from bench.inproc import UNBOUND_SCALE, SleepLog, make_context
 
 
 def run(sim: SimProcess, iterations: int, warmup: int) -> dict[str, Any]:
-    import requests
-
     from connector.actions import run_action
     from connector.http.client import alert_segment
 
@@ -41,12 +44,13 @@ def run(sim: SimProcess, iterations: int, warmup: int) -> dict[str, Any]:
         first = run_action("get_alert_related_files", params, context)
         if not first.ok or len(first.artifacts) != 1:
             raise RuntimeError(f"the action failed: {first.message}")
-        token = context.client.tokens.token()
-        session = requests.Session()
+        client = context.client
+        token = client.tokens.token()
+        session = client.session
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
         def baseline() -> None:
-            body = session.get(url, headers=headers, verify=sim.ca_bundle).json()
+            body = session.get(url, headers=headers, timeout=client.timeout).json()
             if len(body["value"]) != 1:
                 raise RuntimeError("baseline: unexpected body")
 
@@ -70,7 +74,6 @@ def run(sim: SimProcess, iterations: int, warmup: int) -> dict[str, Any]:
                 fn()
                 out.append(clock() - t0)
         stored = context.store.artifacts(alert_id)
-        session.close()
         context.store.close()
 
     base = summary_ms(base_ns)

@@ -114,7 +114,7 @@ def shared(sim: SimProcess, processes: int, windows: int, time_scale: float) -> 
         # instant can fail on 'PRAGMA journal_mode=WAL' (database is locked),
         # a start-up race reported in NOTES.md, not what this figure measures.
         ready = make_context(sim.config, state, time_scale)
-        ready.client.budget._db()  # creates the budget file, takes no slot
+        ready.client.budget._fd()  # creates the budget file, takes no slot
         ready.client.budget.close()
         ready.store.close()
         sim.reset_log()

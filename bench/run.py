@@ -22,23 +22,25 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cli_runs, large, latency, ratelimits  # noqa: E402
+from bench import budget_cost, cli_runs, install_kinds, large, latency, ratelimits  # noqa: E402
 from bench.common import BENCH, SimProcess, git_revision, log, machine_info  # noqa: E402
 from bench.report import figures, markdown  # noqa: E402
 
-SCENARIOS = ("latency", "cli", "tokens", "imports", "large", "drain", "shared")
+SCENARIOS = ("latency", "cli", "install", "syncs", "tokens", "imports", "large", "budget", "drain", "shared")
 
 PLANS: dict[str, dict[str, Any]] = {
     "quick": {
         "latency_iterations": 300, "latency_warmup": 30,
-        "cli_pairs": 8, "cli_warmup": 1, "token_runs": 50, "import_repeats": 3,
+        "cli_pairs": 8, "cli_warmup": 1, "install_pairs": 8, "sync_runs": 3, "budget_calls": 500,
+        "token_runs": 50, "import_repeats": 3,
         "large_iterations": 3,
         "drain_alerts": 600, "drain_time_scale": 60.0,
         "shared_processes": 4, "shared_windows": 4, "shared_time_scale": 60.0,
     },
     "full": {
         "latency_iterations": 2000, "latency_warmup": 100,
-        "cli_pairs": 40, "cli_warmup": 3, "token_runs": 50, "import_repeats": 7,
+        "cli_pairs": 40, "cli_warmup": 3, "install_pairs": 30, "sync_runs": 5, "budget_calls": 3000,
+        "token_runs": 50, "import_repeats": 7,
         "large_iterations": 10,
         "drain_alerts": 600, "drain_time_scale": 30.0,
         "shared_processes": 4, "shared_windows": 6, "shared_time_scale": 30.0,
@@ -75,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name} FAILED: {errors[name]}")
 
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as tmp:
-        if set(selected) & {"latency", "cli", "tokens", "imports", "large"}:
+        attempt("budget", lambda: budget_cost.run(plan["budget_calls"]))
+        if set(selected) & {"latency", "cli", "install", "syncs", "tokens", "imports", "large"}:
             # Limits out of the way: these figures are about latency.
             with SimProcess(Path(tmp) / "fast", **UNLIMITED) as sim:
                 attempt("latency", lambda: latency.run(sim, plan["latency_iterations"], plan["latency_warmup"]))
                 attempt("cli", lambda: cli_runs.end_to_end(sim, plan["cli_pairs"], plan["cli_warmup"]))
+                attempt("install", lambda: install_kinds.run(sim, plan["install_pairs"], plan["cli_warmup"]))
+                attempt("syncs", lambda: cli_runs.syncs(sim, plan["sync_runs"]))
                 attempt("tokens", lambda: cli_runs.token_requests(sim, plan["token_runs"]))
                 attempt("imports", lambda: cli_runs.import_time(sim, plan["import_repeats"]))
                 attempt("large", lambda: large.run(sim, plan["large_iterations"]))

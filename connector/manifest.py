@@ -50,13 +50,15 @@ _CACHE: dict[Path, Manifest] = {}
 _SCHEMA_CACHE: list[dict[str, Any]] = []
 _DEFAULT: list[Manifest] = []  # the packaged manifest, once loaded
 
-# Where a manifest that passed validation is remembered, like a .pyc: by a
-# digest of the manifest, its schema and the code that validated it, so that
-# an unchanged manifest is not validated again by every process (the check
-# costs jsonschema's import and more; bench/NOTES.md). Any change to one of
-# them changes the digest and the manifest is validated in full again. Not writable (a
-# read-only install): validated every time, as before.
-_VALIDATED_MARK = _PACKAGE_DIR / "__pycache__" / "manifest-validated"
+# The packaged manifest's proof of validation, made where it can be written
+# (the source tree, by ``python -m connector.manifest --stamp``) and shipped
+# with the package: the digest of a manifest and schema that passed every
+# check, tests included (tests/test_manifest_memo.py fails when it is
+# stale). A manifest with the same digest is not validated again, so no
+# process imports jsonschema on the happy path and nothing is ever written
+# beside the installed code; any other manifest (edited in place, or
+# another file) is validated in full.
+_STAMP = _PACKAGE_DIR / "manifest.validated"
 
 
 def default_manifest_path() -> Path:
@@ -86,7 +88,6 @@ def load_manifest(path: str | Path | None = None, *, validate: bool = True) -> M
             problems = _problems(raw, resolved.name, first_only=True)
             if problems:
                 raise ManifestError(problems[0])
-            _remember_validated(digest)
     manifest = Manifest(raw, source=resolved)
     _CACHE[resolved] = manifest
     if path is None:
@@ -95,32 +96,32 @@ def load_manifest(path: str | Path | None = None, *, validate: bool = True) -> M
 
 
 def _validation_digest(text: str) -> str:
+    """Digest of a manifest's text and the schema it is checked against."""
     import hashlib
 
     digest = hashlib.sha256(text.encode("utf-8"))
-    for source in (_SCHEMA_PATH, Path(__file__), Path(validation.__file__)):
-        try:
-            digest.update(hashlib.sha256(source.read_bytes()).digest())
-        except OSError:
-            digest.update(b"unreadable")
+    try:
+        digest.update(hashlib.sha256(_SCHEMA_PATH.read_bytes()).digest())
+    except OSError:
+        digest.update(b"unreadable")
     return digest.hexdigest()
 
 
 def _validated_before(digest: str) -> bool:
     try:
-        return _VALIDATED_MARK.read_text(encoding="ascii").strip() == digest
+        return _STAMP.read_text(encoding="ascii").strip() == digest
     except (OSError, UnicodeDecodeError):
         return False
 
 
-def _remember_validated(digest: str) -> None:
-    from connector.fsguard import atomic_write
-
-    try:
-        _VALIDATED_MARK.parent.mkdir(exist_ok=True)
-        atomic_write(_VALIDATED_MARK, (digest + "\n").encode("ascii"), mode=0o644)
-    except OSError:
-        pass  # a read-only install: validated every time
+def stamp_packaged_manifest() -> Path:
+    """Validate the packaged manifest in full and write its stamp (a
+    development step, in the source tree: the stamp ships with the package).
+    Raises :class:`ManifestError` when the manifest is invalid."""
+    path = default_manifest_path()
+    validate_manifest_file(path)
+    _STAMP.write_text(_validation_digest(_read_text(path)) + "\n", encoding="ascii")
+    return _STAMP
 
 
 class ManifestReport(list):  # type: ignore[type-arg]
@@ -617,3 +618,11 @@ def _type_word(prop: Mapping[str, Any]) -> str:
     if "enum" in prop:
         return "one of " + "|".join(map(str, prop["enum"]))
     return "|".join(coerce.schema_types(prop))
+
+
+if __name__ == "__main__":  # python -m connector.manifest --stamp
+    import sys
+
+    if sys.argv[1:] != ["--stamp"]:
+        sys.exit("usage: python -m connector.manifest --stamp")
+    print(f"wrote {stamp_packaged_manifest()}")

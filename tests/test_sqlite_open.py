@@ -39,3 +39,19 @@ def test_simultaneous_first_opens(tmp_path: Path, trial: int) -> None:
     outcomes = [results.get(timeout=5) for _ in procs]
     assert outcomes == ["ok"] * workers
     assert oct((tmp_path / "state" / "store.sqlite").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.skipif(not hasattr(__import__("sqlite3"), "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE"),
+                    reason="Python before 3.12 cannot ask SQLite to keep the WAL at close")
+def test_the_wal_file_outlives_a_connection_and_its_data_is_read_back(tmp_path: Path) -> None:
+    from connector.sqlite_db import open_database
+
+    path = tmp_path / "db.sqlite"
+    conn = open_database(path, timeout=5, setup=lambda c: c.execute("CREATE TABLE t (x)"))
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    assert (tmp_path / "db.sqlite-wal").exists()  # not created and deleted by every process
+    again = open_database(path, timeout=5)
+    assert again.execute("SELECT x FROM t").fetchall() == [(1,)]
+    again.close()
+    assert (tmp_path / "db.sqlite-wal").exists()

@@ -247,22 +247,6 @@ def test_atomic_write_replaces_a_symlink_rather_than_writing_its_target(tmp_path
     assert not target.is_symlink() and target.read_bytes() == b"new"
 
 
-def test_the_manifest_mark_never_writes_through_a_planted_temporary_name(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from connector import manifest as manifest_module
-
-    mark = tmp_path / "cache" / "manifest-validated"
-    mark.parent.mkdir()
-    monkeypatch.setattr(manifest_module, "_VALIDATED_MARK", mark)
-    victim = tmp_path / "victim"
-    victim.write_text("keep me")
-    # The name an earlier version wrote through, predictable from the pid.
-    (mark.parent / f".manifest-validated.{os.getpid()}.tmp").symlink_to(victim)
-    manifest_module._remember_validated("0123abcd")
-    assert victim.read_text() == "keep me"
-    assert mark.read_text().strip() == "0123abcd"
-
-
 def test_a_path_that_cannot_be_examined_is_one_sentence_not_a_traceback(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     closed = tmp_path / "closed"

@@ -283,11 +283,12 @@ class DefenderClient:
         permission: str,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the ``value`` list of each page, following ``@odata.nextLink``."""
-        url = self.config.api_base_url + path
+        url = first = self.config.api_base_url + path
         page_params: Mapping[str, str] | None = params
         # Every page fetched in this run, as requested: a link back to one of
-        # them would loop until max_pages, spending the rate budget.
-        served = {_full_url(url, params)}
+        # them would loop until max_pages, spending the rate budget. Made
+        # when the first link arrives (most answers are one page).
+        served: set[str] | None = None
         for page_no in range(1, self.max_pages + 1):
             body = self._get(url, page_params, resource=resource, permission=permission)
             items = body.get(self.items_field)
@@ -301,6 +302,8 @@ class DefenderClient:
             if not link:
                 return
             url = self._checked_next_link(link)
+            if served is None:
+                served = {_full_url(first, params)}
             if _full_url(url, None) in served:
                 raise ApiError(
                     f"Defender returned an @odata.nextLink to a page of {resource} it already served "

@@ -255,13 +255,13 @@ def test_state_files_are_0600_even_after_sigkill(sim: Any, tmp_path: Path, umask
                              str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(),
                             preexec_fn=lambda: os.umask(umask))
     deadline = time.monotonic() + 20
-    while not (state / "rate_budget.sqlite-wal").exists() and time.monotonic() < deadline:
+    while not (state / "rate_budget.sqlite.slots").exists() and time.monotonic() < deadline:
         time.sleep(0.05)  # a real process must be caught with its files open
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     count("kill points")
     modes = {p.name: p.stat().st_mode & 0o777 for p in state.rglob("*")}
-    assert {"token_cache.json", "store.sqlite", "store.sqlite-wal", "rate_budget.sqlite-wal"} <= set(modes)
+    assert {"token_cache.json", "store.sqlite", "store.sqlite-wal", "rate_budget.sqlite.slots"} <= set(modes)
     assert state.stat().st_mode & 0o777 == (0o700 if existing_mode is None else existing_mode)
     assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}

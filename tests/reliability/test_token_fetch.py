@@ -153,16 +153,21 @@ def test_no_rate_budget_or_store_lock_is_held_while_a_body_trickles(own_sim: Any
     results: list[Any] = []
     thread = _stuck_on(own_sim, FILES_PATH, lambda: results.append(run_files(config)[0]))
     writable = []
-    for name in ("rate_budget.sqlite", "store.sqlite"):
-        conn = sqlite3.connect(config.state_dir / name, timeout=0, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # "database is locked" if a writer held it
-            conn.execute("ROLLBACK")
-            writable.append(name)
-        finally:
-            conn.close()
+    conn = sqlite3.connect(config.state_dir / "store.sqlite", timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # "database is locked" if a writer held it
+        conn.execute("ROLLBACK")
+        writable.append("store.sqlite")
+    finally:
+        conn.close()
+    fd = os.open(config.state_dir / "rate_budget.sqlite.slots", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if a caller held it
+        writable.append("rate_budget.sqlite.slots")
+    finally:
+        os.close(fd)
     still_fetching = thread.is_alive()
     thread.join(SAFETY)
     assert not thread.is_alive()
-    assert writable == ["rate_budget.sqlite", "store.sqlite"] and still_fetching
+    assert writable == ["store.sqlite", "rate_budget.sqlite.slots"] and still_fetching
     assert results and results[0].error["kind"] == "network", results
