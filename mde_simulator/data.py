@@ -45,6 +45,9 @@ DA_ALERT_ID = "da637472900382838869_1364969609"
 NEGATIVE_ALERT_ID = "da637308392288907382_-880718168"
 LARGE_ALERT_5K = "da638391027183749201_1482205000"
 LARGE_ALERT_10K = "da638391027183749202_-1379310000"
+#: The alert added by ``SimulatorOptions(huge_alert_files=N)`` (not in the
+#: default dataset): N generated files, made at its first request.
+HUGE_ALERT_ID = "da638391027183749203_1000000000"
 EMPTY_ALERT_ID = "da638402718394857120_903442817"
 DUPLICATES_ALERT_ID = "da638402718394857121_-2077519334"
 UNICODE_ALERT_ID = "da638402718394857122_1190556277"
@@ -598,6 +601,18 @@ _WELL_KNOWN = [
     (MALWARE_ALERT_ID, "malware:5", None),
     (INVALID_CERT_ALERT_ID, "invalid:4", "File with an invalid signature executed"),
 ]
+
+
+def huge_alert_spec(count: int, seed: int, tenant_id: str, now_ticks: int) -> AlertSpec:
+    """The alert :data:`HUGE_ALERT_ID` with ``count`` mixed files (e.g. 100,000
+    for the benchmark). Deterministic per ``seed``; its files are generated
+    from the recipe only when first served, never here."""
+    rng = random.Random(f"mde-sim:{seed}:huge")  # noqa: S311 - deterministic fake data
+    created = now_ticks - 3600 * TICKS_PER_SECOND
+    return make_alert(rng, alert_id=HUGE_ALERT_ID, created_ticks=created, updated_ticks=created,
+                      recipe=f"mixed:{count}", files_seed=f"mde-sim:{seed}:files:{HUGE_ALERT_ID}",
+                      tenant_id=tenant_id, now_ticks=now_ticks,
+                      title_hint="Mass file encryption across network shares")
 
 
 def build_dataset(seed: int, tenant_id: str, now_ticks: int) -> list[AlertSpec]:

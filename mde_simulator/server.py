@@ -155,6 +155,9 @@ class SimulatorOptions:
     faults: Faults = field(default_factory=Faults)
     files_page_size: int | None = None
     live_interval: float | None = None
+    #: when > 0, one more alert (``data.HUGE_ALERT_ID``) with this many
+    #: generated files, made lazily at its first request (or ``warm()``)
+    huge_alert_files: int = 0
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -268,6 +271,9 @@ class Simulator:
         self._store = AlertStore(self._created_ticks)
         for spec in data.build_dataset(seed, self.tenant_id, self._created_ticks):
             self._store.put_spec(spec)
+        if self.options.huge_alert_files > 0:
+            self._store.put_spec(data.huge_alert_spec(self.options.huge_alert_files, seed, self.tenant_id,
+                                                      self._created_ticks))
         self._lock = threading.Lock()
         self._faults = self.options.faults
         self._fault_rng = random.Random(f"mde-sim:{seed}:faults")  # noqa: S311 - repeatable faults

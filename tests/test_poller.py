@@ -117,9 +117,18 @@ def test_pending_runs_left_by_a_crash_are_resumed(fresh_simulator, tmp_path) -> 
     from mde_simulator import EXAMPLE_FILE
 
     alert = sim.add_alert(files=[EXAMPLE_FILE])
-    # Simulate a crash right after the container + pending run committed.
+    # Simulate a crash right after the container + pending run committed
+    # (that transaction leased the run to the poller, whose process is gone).
     poller._run_pending = lambda run: None  # type: ignore[method-assign]
     assert poller.poll_once().processed == [alert["id"]]
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with poller.store.transaction() as conn:
+        conn.execute("UPDATE playbook_runs SET owner = ?", (f"{socket.gethostname()}:{gone.pid}:dead",))
     pending = poller.store.pending_playbook_runs()
     assert [p["id"] for p in pending] == [triggered_run_id("triage_new_alert", alert["id"])]
     # A restarted poller resumes it; the alert itself is not fetched again.

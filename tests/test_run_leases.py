@@ -44,13 +44,18 @@ def _owner(pid: int) -> str:
 
 def _queue_one_run(sim: Any, config: Any) -> tuple[Any, str]:
     """A poller and the id of one triggered run it queued but did not start
-    (as if it crashed right after the alert's transaction)."""
+    (as if it crashed right after the alert's transaction, which leased the
+    run to it: the lease is left to a process that is gone)."""
     poller = make_poller(config)
     poller.poll_once(since=parse_since("1s"))
     alert = sim.add_alert(files=[EXAMPLE_FILE])
     poller._run_pending = lambda run: None  # type: ignore[method-assign]
     assert poller.poll_once().processed == [alert["id"]]
-    return poller, triggered_run_id("triage_new_alert", alert["id"])
+    run_id = triggered_run_id("triage_new_alert", alert["id"])
+    assert poller.store.playbook_run(run_id)["owner"] == poller.owner
+    with poller.store.transaction() as conn:
+        conn.execute("UPDATE playbook_runs SET owner = ? WHERE id = ?", (_owner(_dead_pid()), run_id))
+    return poller, run_id
 
 
 def _lease(store: Store, run_id: str, owner: str, status: str = "running") -> None:

@@ -42,6 +42,7 @@ from connector.runtime.playbooks import Playbook, Step, find_references, parse_p
 from connector.runtime.store import Store, utc_now
 from connector.sdk import Context
 from connector.severity import SCALE, container_fields, normalise
+from connector.severity import rank as severity_rank
 from connector.text import finite
 
 __all__ = [
@@ -293,20 +294,24 @@ class _Run:
         # Without an alert (a manual run) an existing container keeps its
         # fields; a new one gets the store's defaults, which are the mapping's.
         fields = container_fields(self.alert_id, alert) if alert else None
-        with self.store.transaction() as conn:
-            self.store.upsert_container(
-                conn, self.alert_id,
-                name=fields.name if fields else None,
-                severity=fields.severity if fields else None,
-                status=fields.status if fields else None,
-                source="new_alert" if self.trigger["type"] == "new_alert" else "manual",
-                data=alert or None,
-            )
+        # Held for the run's next transaction (see Store.later): the writes
+        # of one run cost a few transactions, not one per step.
+        self.store.later(lambda conn: self.store.upsert_container(
+            conn, self.alert_id,
+            name=fields.name if fields else None,
+            severity=fields.severity if fields else None,
+            status=fields.status if fields else None,
+            source="new_alert" if self.trigger["type"] == "new_alert" else "manual",
+            data=alert or None,
+        ))
         self._container_ready = True
 
     def lookup(self, root: str, path: str) -> Any:
         parts = path.split(".")
         if root == "container":
+            if path == "alert_id":
+                return self.alert_id
+            self.store.flush_later()  # the container as this run left it
             container = self.store.container(self.alert_id) or {}
             container.setdefault("alert_id", self.alert_id)
             return _walk(container, parts)
@@ -335,13 +340,14 @@ class _Run:
             raise InputError(f"Severity {render_text(value)!r} is not one of {', '.join(SCALE)}.")
         mode = step.parameters.get("mode", "set")
         self.ensure_container()
+        self.store.flush_later()  # the severity as this run left it
         before = (self.store.container(self.alert_id) or {}).get("severity")
-        with self.store.transaction() as conn:
-            if mode == "raise":
-                self.store.raise_severity(conn, self.alert_id, severity)
-            else:
-                self.store.set_severity(conn, self.alert_id, severity)
-        after = (self.store.container(self.alert_id) or {}).get("severity")
+        if mode == "raise":
+            self.store.later(lambda conn: self.store.raise_severity(conn, self.alert_id, severity))
+            after = severity if severity_rank(severity) > severity_rank(before) else before
+        else:
+            self.store.later(lambda conn: self.store.set_severity(conn, self.alert_id, severity))
+            after = severity
         if after == before:
             message = f"The severity stays {after}."
         else:
@@ -354,8 +360,8 @@ class _Run:
         text = resolve(step.parameters["text"], self.lookup)
         text = render_text(text) if not isinstance(text, str) else text
         self.ensure_container()
-        with self.store.transaction() as conn:
-            self.store.add_note(conn, self.alert_id, text, key=f"{self.run_id}:{step.id}")
+        key = f"{self.run_id}:{step.id}"
+        self.store.later(lambda conn: self.store.add_note(conn, self.alert_id, text, key=key))
         message = "Note added."
         self.outputs[step.id] = {"status": "success", "message": message, "text": text}
         return True, message, None
@@ -369,8 +375,7 @@ class _Run:
                 if text and text != _MISSING_TEXT and text not in tags:
                     tags.append(text)
         self.ensure_container()
-        with self.store.transaction() as conn:
-            self.store.add_tags(conn, self.alert_id, tags)
+        self.store.later(lambda conn: self.store.add_tags(conn, self.alert_id, tags))
         message = f"Tagged {', '.join(tags)}." if tags else "No tag to add."
         self.outputs[step.id] = {"status": "success", "message": message, "tags": tags}
         return True, message, None
@@ -431,11 +436,26 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Context, trigger
         "finished_at": None,
         "steps": [],
     }
+    try:
+        return _execute(playbook, store, context, record, existing, owner, stop, trigger_alert)
+    finally:
+        # Writes still held here belong to a run that did not finish (its
+        # lease was taken over, or the store failed): it is run again from the
+        # start, so they are dropped rather than written by someone else's
+        # transaction on this thread.
+        store.drop_later()
+
+
+def _execute(playbook: Playbook, store: Store, context: Context, record: dict[str, Any],
+             existing: dict[str, Any] | None, owner: str | None, stop: threading.Event | None,
+             trigger_alert: dict[str, Any] | None) -> dict[str, Any]:
+    run_id, alert_id, trigger = record["id"], record["container"], record["trigger"]
     run = _Run(playbook, alert_id, context, store, run_id, trigger, trigger_alert)
     if trigger_alert:
         run.ensure_container()  # the alert is known to exist: record it up front
-    with store.transaction() as conn:
-        _save(store, conn, record)
+    # The "running" record goes with the run's first transaction (a crash
+    # before it leaves the run as it was queued, to be run again).
+    store.later(lambda conn: _save(store, conn, dict(record, steps=list(record["steps"]))))
     if existing is None and owner is not None:
         store.claim_playbook_run(run_id, owner)  # a new row: nobody else can hold it
     statuses: dict[str, str] = {}
@@ -468,8 +488,8 @@ def run_playbook(playbook: Playbook, *, alert_id: str, context: Context, trigger
     record["finished_at"] = _now()
     with store.transaction() as conn:
         _save(store, conn, record)
-    if owner is not None:
-        store.release_playbook_run(run_id, owner)
+        if owner is not None:
+            store.release_playbook_run(run_id, owner, conn)
     return record
 
 
@@ -495,8 +515,10 @@ def _abandon(store: Store, record: dict[str, Any], step: Step, reason: str, owne
     if "taken over" not in reason:  # the new owner writes the record from now on
         with store.transaction() as conn:
             _save(store, conn, record)
-        if owner is not None:
-            store.release_playbook_run(record["id"], owner)
+            if owner is not None:
+                store.release_playbook_run(record["id"], owner, conn)
+    else:
+        store.drop_later()
     return record
 
 

@@ -419,6 +419,11 @@ class Poller:
                     self.store.save_playbook_run(
                         conn, run["id"], playbook=run["playbook"].name, container=alert_id, trigger="new_alert",
                         status="pending", record={"alert": alert}, started_at=utc_now(), finished_at=None)
+                    # Leased to this poller here, in the alert's transaction,
+                    # rather than in one more when a worker starts it (a
+                    # crash leaves the lease of a dead process: the run is
+                    # resumed at the next start).
+                    self.store.lease_in(conn, run["id"], self.owner)
             self.store.mark_seen(conn, self.checkpoint_name, alert_id, stamp)
             self.store.release_quarantine(conn, self.checkpoint_name, alert_id)
             # An alert dated in the future moves the watermark no further than
@@ -448,13 +453,24 @@ class Poller:
     def _run_pending(self, run: dict[str, Any]) -> dict[str, Any] | None:
         if self.context_factory is None:  # only queued when there is one
             return None
-        if self.stop_event.is_set():  # stopping: queued runs stay queued
+        if self.stop_event.is_set():  # stopping: queued runs stay queued, free for any process
+            with contextlib.suppress(Exception):
+                self.store.release_playbook_run(run["id"], self.owner)  # leased when queued
             return None
+        counting: Store | None = None
         try:
             if not self.store.claim_playbook_run(run["id"], self.owner):
                 return None  # another live process is running it
-            self.store.start_attempt(run["id"])
-            record = run_playbook(run["playbook"], alert_id=run["alert_id"], context=self.context_factory(),
+            context = self.context_factory()
+            # Counted with the run's first write (see Store.later), on the
+            # store the run writes to: a run that wrote nothing made no attempt.
+            run_store = context.store
+            if isinstance(run_store, Store):
+                counting = run_store
+                counting.later(lambda conn: run_store.count_attempt(conn, run["id"]))
+            else:  # run_playbook refuses such a context; the attempt counts as before
+                self.store.start_attempt(run["id"])
+            record = run_playbook(run["playbook"], alert_id=run["alert_id"], context=context,
                                   trigger="new_alert", trigger_alert=run.get("alert"), run_id=run["id"],
                                   owner=self.owner, stop=self.stop_event)
         except ConnectorError as err:
@@ -469,6 +485,8 @@ class Poller:
             # here, so this poller's next poll or another process may take it.
             with contextlib.suppress(Exception):
                 self.store.release_playbook_run(run["id"], self.owner)
+            if counting is not None:  # a run refused before it started holds its count still
+                counting.drop_later()
         return {"id": record.get("id", run["id"]), "status": record.get("status")}
 
     def run_forever(self, interval: float, on_poll: Callable[[PollReport], None] | None = None,
