@@ -65,7 +65,8 @@ def test_triage_documented_alert_raises_notes_and_tags(context: Any) -> None:
                                          "title": "Documented example"}, run_id=run_id)
 
     assert record["status"] == "success"
-    assert record["id"] == "triage_new_alert:636688558380765161_2136280442"
+    assert record["id"] == run_id and len(run_id) == 32 and int(run_id, 16) >= 0  # one format: 32 hex digits
+    assert run_id == triggered_run_id("triage_new_alert", EXAMPLE_ALERT_ID)  # the same run on every trigger
     assert [s["id"] for s in record["steps"]] == TRIAGE_STEPS
     assert _statuses(record) == {
         "files": "success", "decide": "success", "severity_high": "success", "severity_medium": "skipped",
@@ -468,4 +469,6 @@ def test_runs_show_a_run_the_poller_queued_but_never_started(context: Any, sim_c
     assert shown["status"] == "pending" and shown["steps"] == []
     assert shown["message"] == f"Playbook run {run_id} is pending; no step has run yet."
     assert main(["runs", "list", "--state-dir", state]) == EXIT_OK
-    assert f"{run_id}  pending  new_alert  2026-01-01 00:00:00  {MALWARE_ALERT_ID}" in capsys.readouterr().out
+    listed = capsys.readouterr().out  # too wide for 80 columns: a card, the run id whole on its first line
+    assert listed.startswith(f"{run_id}\n  STATUS: pending · TRIGGER: new_alert · STARTED: 2026-01-01 00:00:00\n")
+    assert f"ALERT: {MALWARE_ALERT_ID}" in listed

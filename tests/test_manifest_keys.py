@@ -102,6 +102,7 @@ def manifest_keys() -> set[str]:
         "clouds": lambda v: _names_map(v, lambda c: _plain(c, {"regions": lambda r: iter(())})),
         "sources": lambda v: _names_map(v, lambda s: _plain(s, {"endpoints": lambda e: _names_map(e, _plain)})),
         "actions": lambda v: (k for a in v for k in _action_keys(a)),
+        "tables": lambda v: _names_map(v, _plain),  # table name -> its description and columns
     }
     return set(_plain(raw, rules))
 
@@ -144,7 +145,7 @@ def test_package_metadata_matches_setup_cfg() -> None:
 def test_the_key_walk_sees_the_keys_it_must() -> None:
     keys = manifest_keys()
     # A plain key, a schema annotation, a source's endpoint field, an action key.
-    assert {"jitter", "x-message", "permission", "handler", "rows", "data_path"} <= keys
+    assert {"jitter", "x-message", "permission", "handler", "rows", "data_path", "columns", "wrap"} <= keys
     # Names are not keys.
     assert not {"commercial", "eu", "alert_files", "fileName", "tenant_id"} & keys
 

@@ -225,8 +225,8 @@ def test_playbook_run_and_runs_show_escape_the_alert_id(config_file: Path, tmp_p
     code, out, err = cli("runs", "list", "--config", str(config_file))
     assert code == 0, err
     assert_no_raw_controls(out)
-    run_id = out.splitlines()[2].split()[0]
-    assert "\\u202e2" in out.splitlines()[2]  # the alert column, escaped and not cut
+    run_id = out.splitlines()[0]  # a card (too wide for 80 columns): the run id whole on its first line
+    assert "ALERT: da1\\x1b]0;x\\x07_\\u202e2" in out  # the alert, escaped and not cut
     code, out, err = cli("runs", "show", run_id, "--config", str(config_file))
     assert code == 0, err
     assert_no_raw_controls(out)

@@ -11,7 +11,7 @@ import pytest
 from connector.errors import ConfigError
 from connector.http import auth
 from connector.http.client import DefenderClient
-from connector.runtime.engine import load_shipped_playbooks
+from connector.runtime.engine import load_shipped_playbooks, triggered_run_id
 from connector.runtime.poller import Poller, canonical_time, parse_since
 from connector.runtime.store import Store
 from tests.conftest import NoSleep, make_config, make_context
@@ -100,7 +100,8 @@ def test_new_alerts_trigger_one_triage_run_each(fresh_simulator, tmp_path) -> No
     new = [sim.add_alert(files=[EXAMPLE_FILE]) for _ in range(3)]
     report = poller.poll_once()
     assert sorted(report.processed) == sorted(a["id"] for a in new)
-    assert sorted(r["id"] for r in report.playbook_runs) == sorted(f"triage_new_alert:{a['id']}" for a in new)
+    assert sorted(r["id"] for r in report.playbook_runs) == sorted(
+        triggered_run_id("triage_new_alert", a["id"]) for a in new)
     assert all(r["status"] == "success" for r in report.playbook_runs)
     for alert in new:
         runs = poller.store.playbook_runs(container=alert["id"])
@@ -129,12 +130,12 @@ def test_pending_runs_left_by_a_crash_are_resumed(fresh_simulator, tmp_path) -> 
     with poller.store.transaction() as conn:
         conn.execute("UPDATE playbook_runs SET owner = ?", (f"{socket.gethostname()}:{gone.pid}:dead",))
     pending = poller.store.pending_playbook_runs()
-    assert [p["id"] for p in pending] == [f"triage_new_alert:{alert['id']}"]
+    assert [p["id"] for p in pending] == [triggered_run_id("triage_new_alert", alert["id"])]
     # A restarted poller resumes it; the alert itself is not fetched again.
     restarted = make_poller(config)
     report = restarted.poll_once()
     assert report.processed == []
-    assert [r["id"] for r in report.playbook_runs] == [f"triage_new_alert:{alert['id']}"]
+    assert [r["id"] for r in report.playbook_runs] == [triggered_run_id("triage_new_alert", alert["id"])]
     assert restarted.store.pending_playbook_runs() == []
     assert len(restarted.store.playbook_runs(container=alert["id"])) == 1
 
@@ -197,7 +198,7 @@ def test_a_triggered_run_that_failed_is_retried_on_later_polls_up_to_a_cap(fresh
     poller = make_poller(config, max_attempts=3)
     poller.poll_once(since=parse_since("1s"))
     alert = sim.add_alert(files=[EXAMPLE_FILE])
-    run_id = f"triage_new_alert:{alert['id']}"
+    run_id = triggered_run_id("triage_new_alert", alert["id"])
     # The files call fails (a transient 503) on the first attempt.
     sim.script(ScriptedResponse(503, path_contains=f"/api/alerts/{alert['id']}/files"))
     first = poller.poll_once()
@@ -214,6 +215,6 @@ def test_a_triggered_run_that_failed_is_retried_on_later_polls_up_to_a_cap(fresh
     sim.script(ScriptedResponse(503, path_contains=f"/api/alerts/{broken['id']}/files", times=10))
     attempts = [len(poller.poll_once().playbook_runs) for _ in range(4)]
     assert attempts == [1, 1, 1, 0]
-    row = poller.store.playbook_run(f"triage_new_alert:{broken['id']}")
+    row = poller.store.playbook_run(triggered_run_id("triage_new_alert", broken["id"]))
     assert row["status"] == "failed" and row["attempts"] == 3
     sim.clear_script()

@@ -150,3 +150,17 @@ def test_listing_a_writable_older_store_still_brings_its_schema_up_to_date(
     assert main(["runs", "list", "--state-dir", str(state), "--output", "json"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == [] and err == ""
+
+
+@pytest.mark.parametrize("command", [["containers", "show", ALERT], ["artifacts", "list", "--hash", "A" * 64],
+                                     ["containers", "list", "--limit", "1"], ["artifacts", "list", "--limit", "1"]])
+def test_show_search_and_paging_work_on_a_read_only_state_directory(read_only_state: tuple[Path, Path],
+                                                                   command: list[str]) -> None:
+    state, _ = read_only_state
+    proc = cli(*command, "--state-dir", str(state), "--output", "json", home=state.parent)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    found = [shown] if isinstance(shown, dict) else shown
+    assert [item.get("alert_id") or item.get("container") for item in found] == [ALERT]
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in state.iterdir()) == ["store.sqlite"]  # nothing written

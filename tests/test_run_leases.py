@@ -51,7 +51,7 @@ def _queue_one_run(sim: Any, config: Any) -> tuple[Any, str]:
     alert = sim.add_alert(files=[EXAMPLE_FILE])
     poller._run_pending = lambda run: None  # type: ignore[method-assign]
     assert poller.poll_once().processed == [alert["id"]]
-    run_id = f"triage_new_alert:{alert['id']}"
+    run_id = triggered_run_id("triage_new_alert", alert["id"])
     assert poller.store.playbook_run(run_id)["owner"] == poller.owner
     with poller.store.transaction() as conn:
         conn.execute("UPDATE playbook_runs SET owner = ? WHERE id = ?", (_owner(_dead_pid()), run_id))

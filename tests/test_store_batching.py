@@ -13,6 +13,7 @@ import pytest
 
 import connector.runtime.store as store_module
 from connector.artifacts import build_artifacts
+from connector.runtime.engine import triggered_run_id
 from connector.runtime.poller import parse_since
 from connector.runtime.store import Store
 from mde_simulator import EXAMPLE_FILE
@@ -98,7 +99,7 @@ def test_a_triggered_run_costs_at_most_three_write_transactions(
         container = poller.store.container(alert["id"])
         assert container["severity"] in ("medium", "high")
         assert container["tags"] == ["suspicious-files"] and len(container["notes"]) == 1
-        row = poller.store.playbook_run(f"triage_new_alert:{alert['id']}")
+        row = poller.store.playbook_run(triggered_run_id("triage_new_alert", alert["id"]))
         assert row["status"] == "success" and row["attempts"] == 1 and row["lease_expires"] is None
 
 

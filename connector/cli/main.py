@@ -15,16 +15,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connector import __version__
-from connector.cli.render import render_result, render_rows, render_table
+from connector.cli.tables import View, add_view_options, prepare_view
+from connector.cli.tables import render_result as render_view
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
 from connector.text import dumps_output, escape_text, write_output
-
-if TYPE_CHECKING:  # imported by the commands that read the store
-    from connector.runtime.store import Store
 
 # Subcommands implemented in other modules: name -> (module, help). Each module
 # has ``add_arguments(parser)`` and ``run(args) -> int`` and imports nothing
@@ -39,6 +36,8 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("connector.cli.console", "local web console: alerts, files, actions and the playbook editor"),
     "config": ("connector.cli.config_cmd", "show the effective configuration or check it (no network)"),
     "completion": ("connector.cli.completion", "print a shell completion script (bash, zsh or fish)"),
+    "artifacts": ("connector.cli.artifacts", "artifacts in the local store"),
+    "containers": ("connector.cli.containers", "containers (alerts) in the local store"),
 }
 
 
@@ -119,6 +118,7 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     run.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                      help="an action parameter (repeatable)")
     _add_common(run)
+    add_view_options(run, limit="at most N files (default: a page on a terminal, all when piped; 0: all)")
 
     tc = sub.add_parser("test-connectivity", help="check credentials, permissions and API reachability")
     _add_common(tc)
@@ -135,17 +135,6 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     mv.add_argument("path", nargs="?", help="manifest file (default: the installed one)")
     mv.add_argument("--output", choices=["table", "json"], default="table", help="output format")
 
-    art = sub.add_parser("artifacts", help="artifacts in the local store")
-    art_sub = art.add_subparsers(dest="artifacts_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    al = art_sub.add_parser("list", help="list stored artifacts")
-    al.add_argument("--alert-id", help="only this alert's artifacts")
-    _add_common(al)
-
-    cont = sub.add_parser("containers", help="containers (alerts) in the local store")
-    cont_sub = cont.add_subparsers(dest="containers_command", metavar="SUBCOMMAND", parser_class=_Parser)
-    cl = cont_sub.add_parser("list", help="list containers")
-    _add_common(cl)
-
     for name, (module, help_text) in EXTERNAL_COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
         if command not in (_ALL_COMMANDS, name):
@@ -159,13 +148,13 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     return parser
 
 
-def _emit(result: Any, output: str, spec: Any = None) -> int:
+def _emit(result: Any, output: str, spec: Any = None, view: View | None = None) -> int:
     if output == "json":
         # Streamed: a 100,000-file result is never one string in memory.
         write_output(result.to_dict(), sys.stdout.write)
         sys.stdout.flush()
     elif result.ok:
-        print(render_result(result, spec))
+        print(render_view(result, spec, view or View()))
     if not result.ok:
         print(f"mde-connector: {escape_text(result.message)}", file=sys.stderr)
     return int(result.exit_code)
@@ -203,10 +192,12 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     name = action or args.action
     spec = None
     params: dict[str, Any] = {}
+    view = None
     try:
         from connector.cli.hints import find_action, take_alert_id
 
         spec = find_action(load_manifest(), name)
+        view = prepare_view(args, spec)
         params = spec.params_from_cli(args.param)
         if "alert_id" in params:
             params["alert_id"] = take_alert_id(params["alert_id"], lambda m: print(m, file=sys.stderr))
@@ -231,7 +222,7 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     gc.disable()
     try:
         result = run_action(spec.name, params, context)
-        return _emit(result, args.output, spec)
+        return _emit(result, args.output, spec, view)
     finally:
         if collecting:
             gc.enable()
@@ -247,8 +238,10 @@ def cmd_actions(args: argparse.Namespace) -> int:
                              "parameters": sorted(a.parameters_schema.get("properties", {}))}
                             for a in manifest.actions]))
         return EXIT_OK
-    rows = [(a.name, a.display_name, ", ".join(a.permissions)) for a in manifest.actions]
-    print(render_table(["ACTION", "NAME", "PERMISSIONS"], rows))
+    from connector.cli.tables import print_items
+
+    print_items("actions", [{"name": a.name, "display_name": a.display_name, "description": a.description,
+                             "permissions": ", ".join(a.permissions)} for a in manifest.actions], View())
     print("\nRun 'mde-connector run ACTION --help' for an action's parameters and outputs.")
     return EXIT_OK
 
@@ -263,47 +256,6 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         print(dumps_output({"valid": True, "file": args.path, "report": str(report).splitlines()}))
         return EXIT_OK
     print(report)
-    return EXIT_OK
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    from connector.cli.local import state_dir
-
-    return state_dir(args)
-
-
-def _open_store(args: argparse.Namespace) -> Store:
-    from connector.cli.local import open_store_read_only
-
-    return open_store_read_only(args, hint="Run an action first.")
-
-
-def cmd_artifacts(args: argparse.Namespace) -> int:
-    if args.artifacts_command != "list":
-        raise ConfigError("artifacts: choose a subcommand.", hint="Try 'mde-connector artifacts list'.")
-    store = _open_store(args)
-    items = store.artifacts(args.alert_id)
-    if args.output == "json":
-        print(dumps_output(items))
-        return EXIT_OK
-    rows = [(a.get("cef", {}).get("fileHashSha256") or a.get("cef", {}).get("fileHashSha1")
-             or a.get("cef", {}).get("fileHashMd5"), a.get("container"), a.get("severity"),
-             a.get("cef", {}).get("signer"), a.get("verdict")) for a in items]
-    print(render_rows(["HASH", "ALERT", "SEVERITY", "SIGNER", "VERDICT"], rows))
-    print(f"\n{len(items)} artifact(s).")
-    return EXIT_OK
-
-
-def cmd_containers(args: argparse.Namespace) -> int:
-    if args.containers_command != "list":
-        raise ConfigError("containers: choose a subcommand.", hint="Try 'mde-connector containers list'.")
-    store = _open_store(args)
-    items = store.containers()
-    if args.output == "json":
-        print(dumps_output(items))
-        return EXIT_OK
-    rows = [(c["alert_id"], c["severity"], c["status"], c["artifact_count"], c["name"]) for c in items]
-    print(render_table(["ALERT", "SEVERITY", "STATUS", "FILES", "NAME"], rows, fixed=(0,)))
     return EXIT_OK
 
 
@@ -388,8 +340,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "test-connectivity": lambda a: cmd_run(a, "test_connectivity"),
             "actions": cmd_actions,
             "manifest": cmd_manifest,
-            "artifacts": cmd_artifacts,
-            "containers": cmd_containers,
             "help": cmd_help,
         }
         if args.command == "test-connectivity":

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     ls = sub.add_parser("list", help="list the shipped playbooks")
     ls.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+    from connector.cli.tables import add_view_options
+
+    add_view_options(ls)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,8 +165,9 @@ def _list(args: argparse.Namespace) -> int:
         print(dumps_output([{"name": p.name, "version": p.version, "trigger": p.trigger,
                              "description": p.description, "file": p.source} for p in playbooks]))
         return EXIT_OK
-    from connector.cli.render import render_table
+    from connector.cli.tables import print_items, view_from
 
-    rows = [(p.name, p.version, p.trigger_type, p.description) for p in playbooks]
-    print(render_table(["PLAYBOOK", "VERSION", "TRIGGER", "DESCRIPTION"], rows))
+    items = [{"name": p.name, "version": p.version, "trigger_type": p.trigger_type, "description": p.description}
+             for p in playbooks]
+    print_items("playbooks", items, view_from(args))
     return EXIT_OK

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="quarantine_command", metavar="SUBCOMMAND", parser_class=type(parser))
     ls = sub.add_parser("list", help="list quarantined alerts, most recently seen first")
     _common(ls)
+    from connector.cli.tables import add_view_options
+
+    add_view_options(ls)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,17 +34,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("quarantine: choose a subcommand.",
                           hint="Try 'mde-connector quarantine list'.")
     from connector.cli.runs import open_store
-    from connector.text import dumps_output, escape_text
+    from connector.text import dumps_output
 
     rows = open_store(args).quarantined()
     if args.output == "json":
         print(dumps_output(rows))
         return EXIT_OK
-    from connector.cli.render import render_table
+    from connector.cli.tables import print_items, view_from
 
-    table = [(escape_text(r["alert_id"]), r["poller"].removeprefix("poller:"), r["attempts"],
-              "store write" if r["transient"] else "the alert", str(r["last_seen"])[:19].replace("T", " "),
-              escape_text(r["reason"])) for r in rows]
-    print(render_table(["ALERT", "FIELD", "ATTEMPTS", "CAUSE", "LAST SEEN", "REASON"], table, fixed=(0,)))
-    print(f"\n{len(rows)} quarantined alert(s).")
+    items = [dict(r, field=r["poller"].removeprefix("poller:"), cause="store write" if r["transient"] else "the alert",
+                  last_seen_at=str(r["last_seen"])[:19].replace("T", " ")) for r in rows]
+    print_items("quarantine", items, view_from(args), gap=True)
+    print(f"{len(rows)} quarantined alert(s).")
     return EXIT_OK

@@ -21,13 +21,46 @@ def _width() -> int:
         return int(os.environ.get("COLUMNS", "80") or 80)
 
 
+#: ANSI colours by style name; only :func:`paint` emits them, and only when
+#: the caller decided colour is on (a terminal, no NO_COLOR, --color).
+COLOURS = {"red": "\x1b[31m", "yellow": "\x1b[33m", "bold": "\x1b[1m"}
+_RESET = "\x1b[0m"
+
+
+def text_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: East Asian wide and full-width
+    characters take two, combining marks none (escaped text has no controls)."""
+    if text.isascii() or max(text) < "\u0300":  # below the first combining mark: one column each
+        return len(text)
+    import unicodedata
+
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns."""
+    return text + " " * max(0, width - text_width(text))
+
+
+def paint(text: str, style: str | None) -> str:
+    """``text`` in the colour ``style`` names (a key of :data:`COLOURS`), or
+    unchanged when ``style`` is None."""
+    return f"{COLOURS[style]}{text}{_RESET}" if style else text
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
-                 fixed: Sequence[int] = ()) -> str:
+                 fixed: Sequence[int] = (), styles: Sequence[str | None] | None = None) -> str:
     """A plain-text table that fits ``width`` columns: the widest columns not
-    listed in ``fixed`` (indexes) are shortened with an ellipsis until it fits."""
+    listed in ``fixed`` (indexes) are shortened with an ellipsis until it fits.
+    ``styles``: per row, a colour for the whole line (see :func:`paint`)."""
     width = width or _width()
     cells = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths = [max([text_width(h)] + [text_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
     gap = 2
     shrinkable = [i for i in range(len(widths)) if i not in fixed] or list(range(len(widths)))
     while sum(widths) + gap * (len(widths) - 1) > width:
@@ -37,42 +70,85 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
         widths[i] -= 1
 
     def fit(text: str, w: int) -> str:
-        return text if len(text) <= w else text[: max(1, w - 1)] + "…"
+        if text_width(text) <= w:
+            return text
+        while text and text_width(text) > max(1, w - 1):
+            text = text[:-1]
+        return text + "…"
 
-    lines = ["  ".join(fit(h, widths[i]).ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    lines = ["  ".join(pad(fit(h, widths[i]), widths[i]) for i, h in enumerate(headers)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    for row in cells:
-        lines.append("  ".join(fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    for n, row in enumerate(cells):
+        line = "  ".join(pad(fit(c, widths[i]), widths[i]) for i, c in enumerate(row)).rstrip()
+        lines.append(paint(line, styles[n]) if styles else line)
     return "\n".join(lines)
 
 
-def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+def render_cards(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
+                 styles: Sequence[str | None] | None = None) -> str:
     """Rows too wide for a table, one card each: the first column in full on
     its own line (a hash stays whole, ready to copy), the others as
-    ``Name: value`` pairs wrapped to ``width``."""
+    ``Name: value`` pairs wrapped to ``width``; no value is cut (one longer
+    than the line gets a line of its own). ``styles``: per row, a colour
+    for the card's first line."""
     width = width or _width()
     out = []
-    for row in rows:
-        out.append(cell(row[0]))
-        line = " "
+    for n, row in enumerate(rows):
+        out.append(paint(cell(row[0]), styles[n] if styles else None))
+        line, used = " ", 1
         for name, value in zip(headers[1:], row[1:], strict=False):
             part = f"{name}: {cell(value)}"
-            if len(line) > 1 and len(line) + 3 + len(part) > width:
+            size = text_width(part)
+            if used > 1 and used + 3 + size > width:
                 out.append(line)
-                line = " "
-            line = f"{line} {part}" if len(line) <= 1 else f"{line} · {part}"
-        if len(line) > 1:
+                line, used = " ", 1
+            if used <= 1:
+                line, used = f"{line} {part}", used + 1 + size
+            else:
+                line, used = f"{line} · {part}", used + 3 + size
+        if used > 1:
             out.append(line)
     return "\n".join(out)
 
 
-def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
-    """A table when it fits ``width`` without cutting values, cards otherwise."""
+def render_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
+                styles: Sequence[str | None] | None = None, wrap_last: bool = False) -> str:
+    """A table when it fits ``width`` without cutting values, cards otherwise
+    (the layout every listing uses: nothing is cut mid-word). ``wrap_last``:
+    a free-text last column (a message, a description) may instead wrap at
+    word boundaries onto continuation lines, when the other columns fit."""
     width = width or _width()
-    natural = sum(max([len(h)] + [len(cell(r[i])) for r in rows]) for i, h in enumerate(headers))
-    if natural + 2 * (len(headers) - 1) <= width:
-        return render_table(headers, rows, width)
-    return render_cards(headers, rows, width)
+    natural = [max([text_width(h)] + [text_width(cell(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    if sum(natural) + 2 * (len(headers) - 1) <= width:
+        return render_table(headers, rows, width, styles=styles)
+    if wrap_last and len(headers) > 1:
+        wrapped = _wrapped_table(headers, rows, natural, width, styles)
+        if wrapped is not None:
+            return wrapped
+    return render_cards(headers, rows, width, styles=styles)
+
+
+def _wrapped_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], natural: list[int], width: int,
+                   styles: Sequence[str | None] | None) -> str | None:
+    """The table with its last column wrapped at word boundaries, or None when
+    that column would be narrower than 20 or a word in it longer than the room."""
+    indent = sum(natural[:-1]) + 2 * (len(headers) - 1)
+    room = width - indent
+    if room < max(20, len(headers[-1])):
+        return None
+    out = ["  ".join(pad(h, natural[i]) for i, h in enumerate(headers)).rstrip(),
+           "  ".join("-" * w for w in natural[:-1] + [room])]
+    for n, row in enumerate(rows):
+        last = cell(row[-1])
+        if any(len(word) > room for word in last.split(" ")):
+            return None
+        parts = textwrap.wrap(last, room, break_long_words=False, break_on_hyphens=False) or [""]
+        if any(text_width(part) > room for part in parts):  # wide characters: cards instead
+            return None
+        head = "  ".join(pad(cell(v), natural[i]) for i, v in enumerate(row[:-1]))
+        lines = [f"{head}  {parts[0]}".rstrip()] + [" " * indent + part for part in parts[1:]]
+        out.extend(paint(line, styles[n]) if styles else line for line in lines)
+    return "\n".join(out)
 
 
 def cell(value: Any) -> str:

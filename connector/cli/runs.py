@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from connector.cli.tables import View, add_view_options, render_items, view_from
 from connector.errors import EXIT_OK, ConfigError, InputError
 from connector.text import dumps_output, escape_text
 
@@ -26,9 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ls.add_argument("--alert-id", help="only the runs on this alert's container")
     ls.add_argument("--limit", type=int, default=100, help="at most this many runs (default 100)")
     _common(ls)
+    add_view_options(ls)
     show = sub.add_parser("show", help="show one playbook run with its steps")
-    show.add_argument("run_id", metavar="ID", help="run id (see 'mde-connector runs list')")
+    show.add_argument("run_id", metavar="ID", help="run id, or the start of one (see 'mde-connector runs list')")
     _common(show)
+    add_view_options(show)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -60,26 +63,48 @@ def open_store(args: argparse.Namespace) -> Store:
 def _list(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise InputError("--limit must be a positive number of runs.")
+    view = view_from(args)
     runs = open_store(args).playbook_runs(args.alert_id, limit=args.limit)
     if args.output == "json":
         print(dumps_output(runs))
         return EXIT_OK
-    from connector.cli.render import cell, render_table
-
-    headers = ["RUN", "STATUS", "TRIGGER", "STARTED", "ALERT"]
-    rows = [(r["id"], r["status"], r["trigger"], str(r["started_at"])[:19].replace("T", " "), r["container"])
-            for r in runs]
-    # Never shorten: the run id is what 'runs show' needs, copied from here.
-    natural = sum(max([len(h)] + [len(cell(row[i])) for row in rows]) for i, h in enumerate(headers))
-    print(render_table(headers, rows, width=natural + 2 * (len(headers) - 1)))
-    print(f"\n{len(runs)} run(s).")
+    # Never shortened (cards when a table would cut): the run id is what
+    # 'runs show' needs, copied from here.
+    if runs:
+        print(render_items("runs", run_rows(runs), view) + "\n")
+    print(f"{len(runs)} run(s).")
     return EXIT_OK
 
 
+def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run rows with the ``started`` column the ``runs`` table shows (the
+    start time to the second, without the ``T``)."""
+    return [dict(r, started=str(r.get("started_at"))[:19].replace("T", " ")) for r in runs]
+
+
+def resolve_run_id(store: Any, text: str) -> str:
+    """The one run id ``text`` is, or starts: an exact id wins; a prefix
+    shared by several runs is an InputError listing them."""
+    if store.playbook_run(text) is not None:
+        return text
+    candidates = store.playbook_run_ids(text, limit=11)
+    if len(candidates) == 1:
+        return str(candidates[0])
+    if not candidates:
+        raise InputError(f"There is no playbook run with id {escape_text(text)!r}.",
+                         hint="'mde-connector runs list' shows the run ids.")
+    shown = ", ".join(escape_text(c) for c in candidates[:10]) + (", …" if len(candidates) > 10 else "")
+    count = "more than 10" if len(candidates) > 10 else str(len(candidates))
+    raise InputError(f"The run id prefix {escape_text(text)!r} matches {count} runs: {shown}.",
+                     hint="Give more characters of the id.")
+
+
 def _show(args: argparse.Namespace) -> int:
-    found = open_store(args).playbook_run(args.run_id)
-    if found is None:
-        raise InputError(f"There is no playbook run with id {args.run_id!r}.",
+    view = view_from(args)
+    store = open_store(args)
+    found = store.playbook_run(resolve_run_id(store, args.run_id))
+    if found is None:  # deleted between the two reads
+        raise InputError(f"There is no playbook run with id {escape_text(args.run_id)!r}.",
                          hint="'mde-connector runs list' shows the run ids.")
     record = found["record"]
     if not isinstance(record, dict) or "steps" not in record:
@@ -90,15 +115,14 @@ def _show(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(dumps_output(record))
     else:
-        print(render_run(record))
+        print(render_run(record, view=view))
     return EXIT_OK
 
 
-def render_run(record: dict[str, Any], width: int | None = None) -> str:
-    """A run record for a terminal: what ran where, then one row per step;
+def render_run(record: dict[str, Any], width: int | None = None, view: View | None = None) -> str:
+    """A run record for a terminal: what ran where, then one row per step
+    (the manifest's ``run_steps`` table: a table when it fits, else cards);
     text from the record (alert ids and titles come from the API) escaped."""
-    from connector.cli.render import render_table
-
     lines = [
         record.get("message") or f"Playbook run {record.get('id')}",
         "",
@@ -112,7 +136,9 @@ def render_run(record: dict[str, Any], width: int | None = None) -> str:
         "",
     ]
     lines = [escape_text(line) for line in lines]
-    rows = [(s.get("id"), s.get("type"), s.get("status"), s.get("duration_ms"), s.get("message"))
-            for s in record.get("steps", [])]
-    lines.append(render_table(["STEP", "TYPE", "STATUS", "MS", "MESSAGE"], rows, width))
+    steps = [s for s in record.get("steps", []) if isinstance(s, dict)]
+    if steps:
+        lines.append(render_items("run_steps", steps, view or View(), width=width))
+    else:
+        lines.append("No steps.")
     return "\n".join(lines)

@@ -61,9 +61,17 @@ log = logging.getLogger("connector.engine")
 _MISSING_TEXT = "-"
 
 
-def triggered_run_id(playbook: Playbook, alert_id: str) -> str:
-    """The run id of a triggered run: one run per playbook and alert."""
-    return f"{playbook.name}:{alert_id}"
+#: Namespace of the name-based uuids of triggered runs.
+_RUN_NAMESPACE = uuid.UUID("5b0f6a8e-3c1d-4e57-9a0b-6d2f8c4e1a73")
+
+
+def triggered_run_id(playbook: Playbook | str, alert_id: str) -> str:
+    """The run id of a triggered run: one run per playbook and alert, in the
+    one format every run id has (32 hex digits, like a manual run's), so
+    ``runs show`` takes any run's id prefix alike. Stores written before
+    keep their ``playbook:alert`` ids, which still show and resume."""
+    name = playbook if isinstance(playbook, str) else playbook.name
+    return uuid.uuid5(_RUN_NAMESPACE, f"{name}:{alert_id}").hex
 
 
 # -- templating ------------------------------------------------------------------

@@ -63,7 +63,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, StoreError
-from connector.runtime.engine import matching_playbooks, run_playbook
+from connector.runtime.engine import matching_playbooks, run_playbook, triggered_run_id
 from connector.runtime.playbooks import Playbook
 from connector.runtime.store import Store, new_owner, utc_now
 from connector.sdk import AlertClient, Context
@@ -409,8 +409,8 @@ class Poller:
                 return None
             runs: list[dict[str, Any]] = []
             if self.context_factory is not None:
-                runs = [{"id": f"{pb.name}:{alert_id}", "playbook": pb, "alert_id": alert_id, "alert": alert}
-                        for pb in matching_playbooks(self.playbooks, alert)]
+                runs = [{"id": triggered_run_id(pb.name, alert_id), "playbook": pb, "alert_id": alert_id,
+                         "alert": alert} for pb in matching_playbooks(self.playbooks, alert)]
             fields = container_fields(alert_id, alert)
             self.store.upsert_container(conn, alert_id, name=fields.name, severity=fields.severity,
                                         status=fields.status, source="poller", data=alert)

@@ -27,7 +27,7 @@ from typing import Any
 
 from connector import severity as severity_scale
 from connector.config import ensure_private_dir
-from connector.errors import ConfigError, StoreError
+from connector.errors import ConfigError, InputError, StoreError
 from connector.fsguard import private_dir
 from connector.sdk import JSON, ActionResult
 from connector.sqlite_db import open_database
@@ -142,6 +142,9 @@ _RUN_COLUMNS = {
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(_SCHEMA)
+    if "created_at" in {row[1] for row in conn.execute("PRAGMA table_info(containers)")}:
+        # The keyset of 'containers list' pages (a very old store lacks the column).
+        conn.execute("CREATE INDEX IF NOT EXISTS containers_created ON containers (created_at, alert_id)")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(playbook_runs)")}
     for name, declaration in _RUN_COLUMNS.items():
         if name not in columns:
@@ -186,6 +189,33 @@ def owner_alive(owner: str) -> bool:
     except (PermissionError, OSError):
         return True
     return True
+
+
+def page_cursor(kind: str, key: Any, rowid: Any) -> str:
+    """An opaque paging cursor for ``--after``: URL-safe text that encodes the
+    position (``kind`` names the listing, so a cursor is not mistaken for
+    another listing's)."""
+    import base64
+
+    raw = json.dumps([kind, key, rowid], ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _cursor_parts(cursor: str, kind: str, second: type) -> tuple[Any, Any]:
+    """The (key, rowid) a cursor made by :func:`page_cursor` holds; InputError
+    when it is not a cursor of this listing."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        found, key, rowid = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error):
+        found, key, rowid = None, None, None
+    if found != kind or not isinstance(key, str) or not isinstance(rowid, second) or isinstance(rowid, bool):
+        raise InputError(f"--after {escape_text(cursor[:80])!r} is not a cursor of this {kind} listing.",
+                         hint="Pass the cursor the previous page printed, or leave --after out for the first page.")
+    return key, rowid
 
 
 #: One write lock per store file in this process: threads of one process wait
@@ -467,6 +497,31 @@ class Store:
             " (SELECT COUNT(*) FROM artifacts a WHERE a.container = c.alert_id) AS artifact_count"
             " FROM containers c ORDER BY c.created_at, c.alert_id", json_columns=("tags",))
 
+    def containers_page(self, after: str | None = None,
+                        limit: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Containers in :meth:`containers` order (oldest first), as a stream
+        of ``(cursor, container)``: those after the cursor ``after`` (see
+        :func:`page_cursor`), at most ``limit`` (None: all). Keyset
+        pagination on the (created_at, alert_id) index, never OFFSET, so a
+        page costs the same at any depth. ``cursor`` is the value of
+        ``after`` that continues behind that container."""
+        sql = ("SELECT c.alert_id, c.name, c.severity, c.status, c.source, c.tags, c.created_at,"
+               " (SELECT COUNT(*) FROM artifacts a WHERE a.container = c.alert_id) AS artifact_count"
+               " FROM containers c")
+        args: list[Any] = []
+        if after is not None:
+            created, alert_id = _cursor_parts(after, "container", str)
+            sql += " WHERE (c.created_at, c.alert_id) > (?, ?)"
+            args += [created, alert_id]
+        sql += " ORDER BY c.created_at, c.alert_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        for row in self._connect().execute(sql, args):
+            item = dict(row)
+            item["tags"] = json.loads(item["tags"])
+            yield page_cursor("container", item["created_at"], item["alert_id"]), item
+
     # -- artifacts --------------------------------------------------------
 
     def upsert_artifacts(self, conn: sqlite3.Connection, artifacts: list[dict[str, Any]]) -> int:
@@ -527,6 +582,49 @@ class Store:
             rows = conn.execute("SELECT body FROM artifacts WHERE container = ? ORDER BY rowid", (alert_id,))
         return [json.loads(r[0]) for r in rows]
 
+    def artifacts_page(self, alert_id: str | None = None, after: str | None = None,
+                       limit: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Stored artifacts in :meth:`artifacts` order, as a stream of
+        ``(cursor, artifact)``: those after the cursor ``after``, at most
+        ``limit`` (None: all). Keyset pagination on (container, rowid) through
+        the ``artifacts_container`` index, never OFFSET: the first page of a
+        million artifacts costs what it costs for ten. ``cursor`` is the
+        value of ``after`` that continues behind that artifact."""
+        sql = "SELECT container, rowid, body FROM artifacts"
+        where: list[str] = []
+        args: list[Any] = []
+        if alert_id is not None:
+            where.append("container = ?")
+            args.append(alert_id)
+        if after is not None:
+            container, rowid = _cursor_parts(after, "artifact", int)
+            where.append("(container, rowid) > (?, ?)")
+            args += [container, rowid]
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY container, rowid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        for container, rowid, body in self._connect().execute(sql, args):
+            yield page_cursor("artifact", container, rowid), json.loads(body)
+
+    def artifacts_with_hash(self, digest: str) -> list[dict[str, Any]]:
+        """Every stored artifact (of any alert) whose MD5, SHA-1 or SHA-256 is
+        ``digest`` (lowercase hex), in :meth:`artifacts` order."""
+        digest = digest.lower()
+        out = []
+        # instr() on the stored JSON text (hashes are stored in lowercase) is
+        # a cheap filter; the exact check on the decoded artifact decides (a
+        # hash may also appear inside a name).
+        for (body,) in self._connect().execute(
+                "SELECT body FROM artifacts WHERE instr(body, ?) > 0 ORDER BY container, rowid", (digest,)):
+            artifact = json.loads(body)
+            cef = artifact.get("cef") or {}
+            if any(str(cef.get(k) or "").lower() == digest for k in ("fileHashMd5", "fileHashSha1", "fileHashSha256")):
+                out.append(artifact)
+        return out
+
     # -- action results ---------------------------------------------------
 
     def save_action_result(self, result: ActionResult, *, container: str | None, started: float,
@@ -582,6 +680,16 @@ class Store:
         out = dict(row)
         out["record"] = json.loads(out["record"])
         return out
+
+    def playbook_run_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Ids of the playbook runs starting with ``prefix`` (at most
+        ``limit``, sorted), through the primary key index."""
+        if not prefix:
+            return []
+        rows = self._connect().execute(
+            "SELECT id FROM playbook_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit))
+        return [r[0] for r in rows]
 
     def playbook_runs(self, container: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Playbook runs, newest first, without their full records."""

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from connector.runtime.engine import triggered_run_id
 from mde_simulator import ROLE_ALERTS, ROLE_FILES, ScriptedResponse, make_client_certificate
 from tests.reliability.pki import CA
 from tests.reliability.support import EXAMPLE, FILES_PATH, cli_env, closed_port, count, run_cli
@@ -125,7 +126,7 @@ def test_no_secret_leaks_from_any_command_or_error(sim: Any, tmp_path: Path) -> 
     c.run("playbook", "run", "investigate_alert_files", "--alert-id", EXAMPLE, "--config", str(good),
           "--output", "json")
     c.run("runs", "list", "--config", str(good), "--output", "json")
-    run_id = f"triage_new_alert:{sim.alerts[0]['id']}"
+    run_id = triggered_run_id("triage_new_alert", sim.alerts[0]["id"])
     c.run("runs", "show", run_id, "--config", str(good), "--output", "json")
     c.run("artifacts", "list", "--config", str(good), "--output", "json")
     c.run("containers", "list", "--config", str(good), "--output", "json")
