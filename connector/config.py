@@ -311,3 +311,28 @@ def ensure_private_dir(path: Path) -> Path:
     from connector.fsguard import private_dir
 
     return private_dir(path)
+
+
+def state_dir_setting(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    override: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Where the token cache and the store live, without needing credentials.
+
+    The one resolution every command uses: ``override`` (``--state-dir``),
+    else ``MDE_STATE_DIR``, else the configuration file's ``state_dir``
+    (``--config FILE`` or ``MDE_CONFIG``), else :func:`default_state_dir`.
+    Only the file's JSON is read (nothing else in it is validated), so
+    reading the local store works with a configuration that holds no secret.
+    Raises ConfigError for an unreadable file or an unusable path.
+    """
+    if override:
+        return _state_dir(os.fspath(override))
+    from connector.manifest import load_manifest
+
+    values = read_sources(path, env, load_manifest().configuration_schema)
+    value = values.get("state_dir")
+    if value is not None and not isinstance(value, str):
+        raise ConfigError("Configuration key 'state_dir' must be a directory path (a string).")
+    return _state_dir(value or str(default_state_dir()))

@@ -19,11 +19,27 @@ from . import EXAMPLE_ALERT_ID, LARGE_ALERT_10K
 from .server import Faults, Simulator, SimulatorOptions
 
 
+def default_state_dir() -> pathlib.Path:
+    """``$XDG_STATE_HOME/mde-simulator``, else ``~/.local/state/mde-simulator``:
+    never the current directory (it holds a client secret and keys)."""
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(pathlib.Path.home(), ".local", "state")
+    return pathlib.Path(base) / "mde-simulator"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the simulator's options to ``parser``."""
+    parser.description = (
+        "Run a Microsoft Defender for Endpoint + Entra ID simulator on loopback over HTTPS (its own throwaway "
+        "CA), with generated alerts and files, Microsoft's rate limits and optional faults, until Ctrl-C. At "
+        "start it prints the connection settings and writes a ready connector configuration file "
+        "(mode 0600, client secret inside) with the exact command that uses it.")
+    parser.epilog = "Example: mde-connector simulator --port 8443 --live-interval 30"
     parser.add_argument(
-        "--state-dir", type=pathlib.Path, default=pathlib.Path("mde-simulator"),
-        help="where keys, certificates and the connector config are kept (default: ./mde-simulator)",
+        "--state-dir", type=pathlib.Path, default=None,
+        help="where keys, certificates and the connector config are kept "
+             "(default: $XDG_STATE_HOME/mde-simulator, else ~/.local/state/mde-simulator)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
@@ -47,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--files-page-size", type=int, default=None,
         help="page /api/alerts/{id}/files with @odata.nextLink every N files (default: no paging)",
     )
+    parser.add_argument("--output", choices=["table", "json"], default="table",
+                        help="how to print the connection settings (json: one object on one line)")
 
 
 def _validate(args: argparse.Namespace) -> str | None:
@@ -93,6 +111,18 @@ def banner(sim: Simulator, config_path: pathlib.Path) -> str:
     return "\n".join(lines)
 
 
+def settings(sim: Any, config_path: pathlib.Path) -> dict[str, Any]:
+    """The connection settings of a started simulator (no secret: the client
+    secret is only in the 0600 configuration file)."""
+    from . import EXAMPLE_ALERT_ID
+
+    return {"base_url": sim.base_url, "tenant_id": sim.tenant_id, "client_id": sim.client_id,
+            "authority_url": sim.authority_url, "api_base_url": sim.api_base_url, "token_scope": sim.token_scope,
+            "ca_bundle": str(sim.ca_bundle), "client_certificate_pem": str(sim.client_cert_pem),
+            "client_certificate_pfx": str(sim.client_cert_pfx), "alerts": len(sim.alerts),
+            "example_alert_id": EXAMPLE_ALERT_ID, "config_file": str(config_path)}
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the simulator, print the banner, serve until SIGINT/SIGTERM.
 
@@ -100,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     """
     problem = _validate(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"mde-connector: {problem}", file=sys.stderr)
         return 2
     options = SimulatorOptions(
         seed=args.seed,
@@ -113,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
         host=getattr(args, "host", "127.0.0.1"),
         port=args.port,
     )
-    state_dir = pathlib.Path(args.state_dir).expanduser().resolve()
+    state_dir = pathlib.Path(args.state_dir or default_state_dir()).expanduser().resolve()
     try:
         sim = Simulator(state_dir, options).start()
     except OSError as exc:
-        print(f"error: the simulator could not start on port {args.port}: {exc.strerror or exc}.",
+        print(f"mde-connector: the simulator could not start on port {args.port}: {exc.strerror or exc}.",
               file=sys.stderr)
         return 1
     stopped = threading.Event()
@@ -131,7 +161,12 @@ def run(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, _stop)
     try:
         config_path = sim.write_config(state_dir / "connector-config.json")
-        print(banner(sim, config_path), flush=True)
+        if getattr(args, "output", "table") == "json":
+            import json
+
+            print(json.dumps(settings(sim, config_path)), flush=True)
+        else:
+            print(banner(sim, config_path), flush=True)
         while not stopped.wait(0.5):
             pass
     except KeyboardInterrupt:
@@ -140,5 +175,6 @@ def run(args: argparse.Namespace) -> int:
         sim.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("Simulator stopped.", flush=True)
+    if getattr(args, "output", "table") != "json":
+        print("Simulator stopped.", flush=True)
     return 0

@@ -285,7 +285,7 @@ def test_cli_playbook_without_subcommand_is_one_sentence(capsys: pytest.CaptureF
 
     assert main(["playbook"]) == EXIT_INVALID
     err = capsys.readouterr().err
-    assert err.startswith("mde-connector: mde-connector playbook: choose a subcommand.")
+    assert err.startswith("mde-connector: playbook: choose a subcommand.")
     assert len(err.strip().splitlines()) == 1
 
 

@@ -1,7 +1,7 @@
 """``mde-connector artifacts``: artifacts in the local store.
 
     mde-connector artifacts list [--alert-id ID] [--hash H] [--limit N] [--after CURSOR]
-                                 [--state-dir D | --config F] [--output table|json]
+                                 [--state-dir D] [--config F] [--output table|json]
                                  [--wide] [--columns A,B] [--color auto|always|never]
 
 The listing pages: at most ``--limit`` artifacts (default 100 in a table; 0:

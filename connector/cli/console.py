@@ -33,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--playbooks", metavar="DIR",
                         help="where the editor saves playbooks (default: STATE_DIR/playbooks)")
     parser.add_argument("--open", action="store_true", help="open the console in the default browser")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log requests (paths only) to stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,13 +46,24 @@ def run(args: argparse.Namespace) -> int:
     config = None
     problem = None
     if args.state_dir and not args.config:
-        state = Path(args.state_dir)
+        from connector.cli.local import state_dir
+
+        state = state_dir(args)
         problem = "Started with --state-dir only: start the console with --config FILE to run actions."
     else:
-        from connector.config import load_config
+        from connector.cli.local import load_cli_config, state_dir
 
-        config = load_config(args.config)
-        state = config.state_dir
+        try:
+            config = load_cli_config(args)
+            state = config.state_dir
+        except ConfigError as err:
+            # Showing an existing store needs no credentials: its directory
+            # comes from the same rule as for every other command.
+            state = state_dir(args)
+            if args.config or not (state / "store.sqlite").exists():
+                raise
+            problem = (f"No usable configuration ({err.message.rstrip('.')}): the store is shown, actions are "
+                       "disabled; start the console with --config FILE to run them.")
     store = Store.open(state)
     app = ConsoleApp(store=store, config=config, config_problem=problem,
                      playbook_dir=Path(args.playbooks) if args.playbooks else state / "playbooks")

@@ -1,8 +1,8 @@
 """``mde-connector containers``: containers (alerts) in the local store.
 
-    mde-connector containers list [--limit N] [--after CURSOR] [--state-dir D | --config F]
+    mde-connector containers list [--limit N] [--after CURSOR] [--state-dir D] [--config F]
                                   [--output table|json] [--wide] [--columns A,B] [--color WHEN]
-    mde-connector containers show ALERT_ID [--state-dir D | --config F] [--output table|json]
+    mde-connector containers show ALERT_ID [--state-dir D] [--config F] [--output table|json]
 
 ``list`` pages like ``artifacts list`` (default 100 rows in a table; JSON
 without ``--limit``/``--after``: every container, as it always has). ``show``

@@ -4,9 +4,12 @@ One command after install: start the simulator in-process, configure the
 connector against it in a fresh state directory (no secret typed, nothing
 written outside that directory), test connectivity, take the simulator's new
 alerts through the shipped triage playbook via the new-alert poller, and show
-the analyst's view of the files. Ends with where the store is and the exact
-commands to run the action by hand against the same simulator, and offers
-the web console (`mde-connector console`) on the same store.
+the analyst's view of the files. It runs isolated: the user's ``MDE_*``
+environment is never read. A temporary directory (it holds the simulator's
+client secret) is removed at the end unless ``--keep`` or ``--keep-running``;
+when kept (or chosen with ``--state-dir``), the demo ends with where the store
+is, the exact commands to run the action by hand against the same simulator,
+and the web console (`mde-connector console`) on the same store.
 """
 
 from __future__ import annotations
@@ -26,9 +29,19 @@ DETAIL_ALERTS = 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the demo command."""
-    parser.add_argument("--state-dir", metavar="DIR", help="where to keep everything (default: a new temp dir)")
+    parser.description = (
+        "Run the whole product offline against the built-in Defender + Entra ID simulator: start the simulator "
+        "on loopback, test connectivity, take its new alerts through the triage playbook and show the "
+        "analyst's view of their files. Needs no tenant and no configuration; it never reads your MDE_* "
+        "environment. Everything lives in a new temporary directory, removed at the end (it holds the "
+        "simulator's client secret) unless --keep or --keep-running.")
+    parser.epilog = "Example: mde-connector demo --keep"
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="where to keep everything, kept afterwards (default: a new temporary directory)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (store, configuration, simulator) afterwards")
     parser.add_argument("--keep-running", action="store_true",
-                        help="leave the simulator running afterwards for exploring (Ctrl-C stops it)")
+                        help="leave the simulator running afterwards for exploring (Ctrl-C stops it); implies --keep")
     parser.add_argument("--port", type=int, default=0, help="simulator port (default: any free port)")
 
 
@@ -43,6 +56,22 @@ def _step(n: int, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when every step worked."""
+    started = time.monotonic()
+    temporary = not args.state_dir
+    state = Path(tempfile.mkdtemp(prefix="mde-connector-demo-")) if temporary else Path(args.state_dir).expanduser()
+    keep = not temporary or getattr(args, "keep", False) or args.keep_running
+    try:
+        return _demo(args, state, started, keep)
+    finally:
+        if not keep:
+            import shutil
+
+            shutil.rmtree(state, ignore_errors=True)
+            _say(f"Removed {state} (it held the simulator's client secret); "
+                 "'mde-connector demo --keep' keeps it for running the action by hand.")
+
+
+def _demo(args: argparse.Namespace, state: Path, started: float, keep: bool) -> int:
     from connector.actions import ActionContext, run_action
     from connector.cli.render import render_result, render_table
     from connector.config import ensure_private_dir, load_config
@@ -53,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
     from connector.runtime.store import Store
     from mde_simulator import EXAMPLE_ALERT_ID, Simulator, SimulatorOptions
 
-    started = time.monotonic()
-    state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="mde-connector-demo-"))
     ensure_private_dir(state)
     _say("mde-connector demo: Microsoft Defender for Endpoint, Get Alert Related Files")
     _say(f"Everything lives in {state}")
@@ -63,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     sim = Simulator(state / "simulator", SimulatorOptions(port=args.port)).start()
     try:
         config_path = sim.write_config(state / "connector.json", state_dir=str(state / "connector"))
-        config = load_config(config_path)
+        config = load_config(config_path, env={})  # isolated: the user's MDE_* variables do not apply
         _say(f"      API {config.api_base_url}, sign-in {config.authority_url}")
         _say(f"      connector configuration: {config_path}")
 
@@ -120,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
             _say(render_result(res, spec))
 
         _say(f"\nDone in {time.monotonic() - started:.1f} s.")
+        if not keep:
+            return 0
         _say(f"SQLite store: {config.state_dir / 'store.sqlite'}")
         _say("Run the action by hand against the same simulator"
              + (" (it is still running):" if args.keep_running else

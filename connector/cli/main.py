@@ -21,7 +21,7 @@ from connector import __version__
 from connector.cli.tables import View, add_view_options, prepare_view
 from connector.cli.tables import render_result as render_view
 from connector.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, ConfigError, ConnectorError, InputError, redact
-from connector.text import escape_text, write_output
+from connector.text import dumps_output, escape_text, write_output
 
 # Subcommands implemented in other modules: name -> (module, help). Each module
 # has ``add_arguments(parser)`` and ``run(args) -> int`` and imports nothing
@@ -34,6 +34,8 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("connector.cli.runs", "playbook run records in the local store"),
     "quarantine": ("connector.cli.quarantine", "alerts the watcher could not take in"),
     "console": ("connector.cli.console", "local web console: alerts, files, actions and the playbook editor"),
+    "config": ("connector.cli.config_cmd", "show the effective configuration or check it (no network)"),
+    "completion": ("connector.cli.completion", "print a shell completion script (bash, zsh or fish)"),
     "artifacts": ("connector.cli.artifacts", "artifacts in the local store"),
     "containers": ("connector.cli.containers", "containers (alerts) in the local store"),
 }
@@ -67,26 +69,31 @@ def _setup_logging(verbose: bool) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one sentence and exit code 2.
+    """argparse that reports usage errors as one sentence and exit code 2,
+    with "did you mean" for a misspelt command or choice.
 
-    Every command and subcommand accepts ``--verbose`` (``main`` reads it from
-    argv before parsing); a command may still declare it with its own help.
+    Every command and subcommand accepts ``--verbose``, declared here and
+    nowhere else (``main`` reads it from argv before parsing); a second
+    declaration is an argparse conflict, not silently resolved.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("conflict_handler", "resolve")
         super().__init__(*args, **kwargs)
         self.add_argument("--verbose", "-v", action="store_true", help="log details (secrets redacted) to stderr")
 
     def error(self, message: str) -> Any:  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message}.", hint=f"Run '{self.prog} --help' for usage.")
+        from connector.cli.hints import usage_error
+
+        raise usage_error(self.prog, message)
 
 
 def _add_common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    from connector.cli.local import add_state_dir
+
     p.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    add_state_dir(p)
     if output:
         p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
-    p.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted) to stderr")
 
 
 _ALL_COMMANDS = "*"
@@ -102,7 +109,7 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     is complete.
     """
     parser = _Parser(prog="mde-connector", description="Microsoft Defender for Endpoint connector.")
-    parser.add_argument("--version", action="version", version=f"mde-connector {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"mde-connector {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an action (see 'mde-connector actions')",
@@ -116,22 +123,28 @@ def build_parser(command: str = _ALL_COMMANDS) -> argparse.ArgumentParser:
     tc = sub.add_parser("test-connectivity", help="check credentials, permissions and API reachability")
     _add_common(tc)
 
-    sub.add_parser("actions", help="list the actions the manifest declares")
+    acts = sub.add_parser("actions", help="list the actions the manifest declares")
+    acts.add_argument("--output", choices=["table", "json"], default="table", help="output format")
+
+    hlp = sub.add_parser("help", help="show a command's help, e.g. 'mde-connector help runs list'")
+    hlp.add_argument("topic", nargs="*", metavar="COMMAND", help="command (and subcommand or action)")
 
     man = sub.add_parser("manifest", help="manifest tools")
     man_sub = man.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND", parser_class=_Parser)
     mv = man_sub.add_parser("validate", help="validate manifest.json against its schema")
     mv.add_argument("path", nargs="?", help="manifest file (default: the installed one)")
+    mv.add_argument("--output", choices=["table", "json"], default="table", help="output format")
 
     for name, (module, help_text) in EXTERNAL_COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text[:1].upper() + help_text[1:] + ".")
         if command not in (_ALL_COMMANDS, name):
             continue
         try:
             importlib.import_module(module).add_arguments(p)
-        except ImportError:
-            # A command whose module is not built yet; reported when used.
-            p.set_defaults(_missing=module)
+        except ImportError as exc:
+            # An optional dependency (or the module itself) is not installed:
+            # reported by name when the command is used, whatever its options.
+            p.set_defaults(_missing=exc.name or module)
     return parser
 
 
@@ -181,19 +194,24 @@ def cmd_run(args: argparse.Namespace, action: str | None = None) -> int:
     params: dict[str, Any] = {}
     view = None
     try:
-        spec = load_manifest().action(name)
+        from connector.cli.hints import find_action, take_alert_id
+
+        spec = find_action(load_manifest(), name)
         view = prepare_view(args, spec)
         params = spec.params_from_cli(args.param)
+        if "alert_id" in params:
+            params["alert_id"] = take_alert_id(params["alert_id"], lambda m: print(m, file=sys.stderr))
         for key, value in params.items():
             check_utf8(f"Parameter '{escape_text(key)}'", key)
             check_utf8(f"Parameter '{key}'", value)
         spec.validate_params(params)  # invalid input is reported before configuration is read
-        from connector.config import load_config
+        from connector.cli.local import load_cli_config
         from connector.runtime.store import Store
 
-        config = load_config(args.config)
-        context = ActionContext(config=config, store=Store.open(config.state_dir),
-                                progress=_progress_printer(args.output == "table" and sys.stderr.isatty()))
+        config = load_cli_config(args)
+        progress = _progress_printer(args.output == "table" and sys.stderr.isatty())
+        context = ActionContext(config=config, store=Store.open(config.state_dir), progress=progress,
+                                client_factory=_client_factory(progress))
     except ConnectorError as err:
         result = ActionResult.failure(spec.name if spec else name, err, params)
         return _emit(result, args.output, spec)
@@ -214,6 +232,12 @@ def cmd_actions(args: argparse.Namespace) -> int:
     from connector.manifest import load_manifest
 
     manifest = load_manifest()
+    if getattr(args, "output", "table") == "json":
+        print(dumps_output([{"name": a.name, "display_name": a.display_name, "description": a.description,
+                             "permissions": list(a.permissions), "read_only": a.read_only,
+                             "parameters": sorted(a.parameters_schema.get("properties", {}))}
+                            for a in manifest.actions]))
+        return EXIT_OK
     from connector.cli.tables import print_items
 
     print_items("actions", [{"name": a.name, "display_name": a.display_name, "description": a.description,
@@ -226,22 +250,54 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from connector.manifest import validate_manifest_file
 
     if args.manifest_command != "validate":
-        raise ConfigError("mde-connector manifest: choose a subcommand.", hint="Try 'mde-connector manifest validate'.")
+        raise ConfigError("manifest: choose a subcommand.", hint="Try 'mde-connector manifest validate'.")
     report = validate_manifest_file(args.path)
+    if getattr(args, "output", "table") == "json":
+        print(dumps_output({"valid": True, "file": args.path, "report": str(report).splitlines()}))
+        return EXIT_OK
     print(report)
     return EXIT_OK
 
 
 def _action_help(argv: list[str]) -> int | None:
-    """``run ACTION --help`` prints the manifest-generated help of that action."""
+    """``run ACTION --help`` prints the manifest-generated help of that action,
+    wrapped to the terminal (at most 80 columns) and ending with an example."""
     if len(argv) >= 2 and argv[0] == "run" and any(a in ("-h", "--help") for a in argv[1:]):
         positional = [a for a in argv[1:] if not a.startswith("-")]
         if positional:
+            import shutil
+
+            from connector.cli.hints import action_help, find_action
             from connector.manifest import load_manifest
 
-            print(load_manifest().action(positional[0]).help_text())
+            width = min(80, shutil.get_terminal_size((80, 24)).columns)
+            print(action_help(find_action(load_manifest(), positional[0]), width=max(40, width)))
             return EXIT_OK
     return None
+
+
+def _client_factory(progress: Callable[[str], None]) -> Callable[[Any], Any]:
+    """The action's client as :class:`ActionContext` builds it by default,
+    telling ``progress`` about retries and rate-budget waits."""
+
+    def build(config: Any) -> Any:
+        from connector.cli.local import tell_progress
+        from connector.http.graph import client_for
+
+        return tell_progress(client_for(config), progress)
+
+    return build
+
+
+def cmd_help(args: argparse.Namespace) -> int:
+    """``help [COMMAND ...]``: the same text as ``COMMAND ... --help``."""
+    topic = [t for t in args.topic if t not in ("-h", "--help")]
+    if not topic:
+        build_parser().print_help()
+        return EXIT_OK
+    if topic[0] == "help":
+        return cmd_help(argparse.Namespace(topic=topic[1:]))
+    return main([*topic, "--help"])
 
 
 def _command_name(argv: Sequence[str]) -> str:
@@ -260,13 +316,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if shown is not None:
             return shown
         parser = build_parser(_command_name(argv))
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if getattr(args, "_missing", None):
+            raise ConfigError(f"The '{args.command}' command needs the Python module '{args._missing}', "
+                              "which is not installed.",
+                              hint="Reinstall mde-connector with its dependencies (pip install mde-connector).")
+        if unknown:
+            parser.parse_args(argv)  # reports them, with the subcommand's usage
         if args.command is None:
             parser.print_help()
             return EXIT_INVALID
         check_utf8("--alert-id", getattr(args, "alert_id", None))
-        if getattr(args, "_missing", None):
-            raise ConfigError(f"The '{args.command}' command is not available in this build.")
+        if getattr(args, "alert_id", None):
+            from connector.cli.hints import take_alert_id
+
+            args.alert_id = take_alert_id(args.alert_id, lambda m: print(m, file=sys.stderr))
+        if args.command == "completion":
+            args.parser_factory = build_parser  # the whole tree, without an import cycle
         if args.command in EXTERNAL_COMMANDS:
             return int(importlib.import_module(EXTERNAL_COMMANDS[args.command][0]).run(args))
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -274,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "test-connectivity": lambda a: cmd_run(a, "test_connectivity"),
             "actions": cmd_actions,
             "manifest": cmd_manifest,
+            "help": cmd_help,
         }
         if args.command == "test-connectivity":
             args.param = []
@@ -281,6 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectorError as err:
         print(f"mde-connector: {escape_text(err.sentence())}", file=sys.stderr)
         return err.exit_code
+    except ModuleNotFoundError as exc:
+        if os.environ.get("MDE_DEBUG") or not exc.name:
+            raise
+        # An optional or broken dependency: named, with the fix.
+        print(f"mde-connector: this command needs the Python module '{escape_text(exc.name)}', which is not "
+              "installed; reinstall mde-connector with its dependencies.", file=sys.stderr)
+        return EXIT_INVALID
     except KeyboardInterrupt:
         print("mde-connector: interrupted.", file=sys.stderr)
         return 130

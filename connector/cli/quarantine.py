@@ -1,6 +1,6 @@
 """``mde-connector quarantine``: alerts the watcher could not take in.
 
-    mde-connector quarantine list [--state-dir D | --config F] [--output table|json]
+    mde-connector quarantine list [--state-dir D] [--config F] [--output table|json]
 
 An alert that ``watch`` could not take in (no usable id or time, a value of
 the wrong type, nesting too deep to store, a store write that failed) is
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``quarantine list``; returns the exit code."""
     if getattr(args, "quarantine_command", None) != "list":
-        raise ConfigError("mde-connector quarantine: choose a subcommand.",
+        raise ConfigError("quarantine: choose a subcommand.",
                           hint="Try 'mde-connector quarantine list'.")
     from connector.cli.runs import open_store
     from connector.text import dumps_output

@@ -1,7 +1,7 @@
 """``mde-connector runs``: playbook run records in the local store.
 
-    mde-connector runs list [--alert-id X] [--state-dir D | --config F] [--output table|json]
-    mde-connector runs show ID [--state-dir D | --config F] [--output table|json]
+    mde-connector runs list [--alert-id X] [--state-dir D] [--config F] [--output table|json]
+    mde-connector runs show ID [--state-dir D] [--config F] [--output table|json]
 
 Mounted by :mod:`connector.cli.main` (``add_arguments`` / ``run``); imports
 nothing heavy at module level.
@@ -35,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--state-dir", help="state directory holding the store")
-    where.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    from connector.cli.local import add_state_dir
+
+    add_state_dir(p)
+    p.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
     p.add_argument("--output", choices=["table", "json"], default="table", help="output format")
-    p.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,22 +49,15 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
     if command == "show":
         return _show(args)
-    raise ConfigError("mde-connector runs: choose a subcommand.", hint="Try 'mde-connector runs list'.")
+    raise ConfigError("runs: choose a subcommand.", hint="Try 'mde-connector runs list'.")
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    """The store in ``--state-dir``, or in the configuration's state_dir."""
-    from pathlib import Path
+    """The store, found by the one state-directory rule
+    (:func:`connector.cli.local.state_dir`), opened read-only."""
+    from connector.cli.local import open_store_read_only
 
-    from connector.runtime.store import Store
-
-    if getattr(args, "state_dir", None):
-        state = Path(args.state_dir).expanduser()
-    else:
-        from connector.config import load_config
-
-        state = load_config(getattr(args, "config", None)).state_dir
-    return Store.open_existing(state)  # works on a read-only state directory
+    return open_store_read_only(args)
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -73,8 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="playbook file(s) to trigger (default: the shipped playbooks)")
     parser.add_argument("--no-playbooks", action="store_true", help="only create containers")
     parser.add_argument("--config", metavar="FILE", help="instance configuration JSON (default: $MDE_CONFIG)")
+    from connector.cli.local import add_state_dir
+
+    add_state_dir(parser)
     parser.add_argument("--output", choices=["table", "json"], default="table", help="output format")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log requests (secrets redacted)")
 
 
 def _client_and_field(args: argparse.Namespace, config: Config) -> tuple[DefenderClient, str]:
@@ -131,7 +133,7 @@ def build_poller(args: argparse.Namespace, config: Config, stops: StopSignals | 
 def run(args: argparse.Namespace) -> int:
     """Run the watcher; exit 0 when every poll succeeded, 1 when one failed,
     130 or 143 when SIGINT or SIGTERM stopped it."""
-    from connector.config import load_config
+    from connector.cli.local import load_cli_config
     from connector.runtime.poller import MAX_CLOCK_SKEW, parse_since
     from connector.runtime.stopping import StopSignals
 
@@ -139,15 +141,22 @@ def run(args: argparse.Namespace) -> int:
     if args.once and args.interval is not None:
         raise ConfigError("--once polls once and exits, so --interval does not apply to it; pass one of them.")
     since = parse_since(args.since) if args.since else None
-    config = load_config(args.config)
+    config = load_cli_config(args)
     stops = StopSignals().install()
     poller = build_poller(args, config, stops)
     tty = sys.stderr.isatty() and args.output == "table"
+    if tty:
+        from connector.cli.local import tell_progress
+
+        # Retries and rate-budget waits show how long they really last,
+        # where the backlog's ETA would say 0 s.
+        tell_progress(poller.client, lambda message: print(f"\r… {escape_text(message)}   ", end="",
+                                                           file=sys.stderr, flush=True))
 
     def on_alert(alert: dict[str, Any], stats: Any) -> None:
         if tty:
             eta = stats.eta_seconds()
-            eta_text = f", ETA {eta:.0f} s" if eta is not None else ""
+            eta_text = f", ETA {eta:.0f} s" if eta is not None and eta >= 1 else ""
             print(f"\r… {stats.processed} alerts, {stats.fraction() * 100:.0f}% of the backlog{eta_text}   ",
                   end="", file=sys.stderr, flush=True)
         elif args.output == "table":

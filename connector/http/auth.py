@@ -289,6 +289,13 @@ class TokenProvider:
                 f"{tls_reason(exc, host)}.",
                 hint="If a private CA signs it, set 'ca_bundle' to that CA's PEM file.",
             )
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            from connector.http.transport import connection_failure
+
+            sentence, hint = connection_failure(exc, self.config.login_host, float(self.config.timeout_seconds))
+            return NetworkError(f"The sign-in authority {self.config.login_host} could not be reached: "
+                                f"{sentence[:1].lower()}{sentence[1:]}",
+                                hint=f"{hint.rstrip('.')}; check 'authority_url' too.")
         if isinstance(exc, requests.RequestException):
             return NetworkError(
                 f"The sign-in authority {self.config.login_host} could not be reached ({exc.__class__.__name__}).",

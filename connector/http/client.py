@@ -142,16 +142,6 @@ def _error_fields(response: requests.Response) -> tuple[str | None, str | None, 
     return text("code"), text("message"), text("target")
 
 
-def _timed_out(exc: Exception) -> bool:
-    # requests raises a ConnectionError, not a Timeout, when the read timeout
-    # strikes while the body is being read.
-    if isinstance(exc, requests.exceptions.Timeout):
-        return True
-    import urllib3.exceptions
-
-    return any(isinstance(arg, urllib3.exceptions.TimeoutError) for arg in exc.args)
-
-
 def _describe_body(response: requests.Response) -> str:
     ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
     if "html" in ctype:
@@ -222,6 +212,9 @@ class DefenderClient:
         self._api_origin = (api.scheme, api.netloc.lower())
         self._token: str | None = None
         self.calls = 0  # HTTP requests sent by this client (retries included)
+        #: Told one sentence per retry about to wait ("retrying in 4 s,
+        #: attempt 2 of 5: ..."), for a terminal; None: only logged.
+        self.notify: Callable[[str], None] | None = None
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> DefenderClient:
@@ -406,11 +399,10 @@ class DefenderClient:
                     hint="Check the network and 'proxy'.",
                 )
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                kind = "timed out" if _timed_out(exc) else "failed"
-                failure = NetworkError(
-                    f"The connection to {urlsplit(url).netloc} {kind} ({exc.__class__.__name__}).",
-                    hint="Check the network, 'proxy' and 'timeout_seconds'.",
-                )
+                from connector.http.transport import connection_failure
+
+                sentence, hint = connection_failure(exc, url, self._attempt_timeout(attempt, deadline))
+                failure = NetworkError(sentence, hint=hint)
             except requests.RequestException as exc:
                 failure = NetworkError(f"The request to {urlsplit(url).netloc} failed ({exc.__class__.__name__}).")
             else:
@@ -468,6 +460,9 @@ class DefenderClient:
                 )
             log.info("retrying %s in %.2f s (attempt %d of %d): %s",
                      resource, wait, attempt, self.max_retries, failure.message)
+            if self.notify is not None:
+                self.notify(f"{failure.message.rstrip('.')}; retrying in {max(1, round(wait))} s, "
+                            f"attempt {attempt + 1} of {self.max_retries + 1}")
             self.sleep(wait)
 
     def _attempt_timeout(self, attempt: int, deadline: float) -> tuple[float, float]:

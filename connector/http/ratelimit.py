@@ -203,6 +203,9 @@ class RateBudget:
         self.clock = clock
         self.sleep = sleep
         self.hold = max(0.0, float(hold))
+        #: Called with the seconds about to be waited for a free slot (a
+        #: terminal shows them); None: nothing is told.
+        self.on_wait: Callable[[float], None] | None = None
         self._local = threading.local()
         self._longest = max((w for _, w in self.limits), default=0.0)
 
@@ -292,6 +295,8 @@ class RateBudget:
                     f"for {wait:.0f} more seconds, beyond the retry time budget.",
                     hint="Try again later, or raise 'retry_budget_seconds'.",
                 )
+            if self.on_wait is not None:
+                self.on_wait(wait)
             self.sleep(wait)
             waited += wait
 

@@ -350,6 +350,81 @@ def tls_reason(exc: BaseException, host: str) -> str:
     return "the TLS handshake failed"
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps (requests wraps urllib3's, which
+    wraps the socket's): arguments, ``reason``, cause and context."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        item = todo.pop(0)
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        nested = [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
+        nested += [x for x in (getattr(item, "reason", None), item.__cause__, item.__context__)
+                   if isinstance(x, BaseException)]
+        todo.extend(nested)
+    return seen
+
+
+def connection_failure(exc: BaseException, url: str,
+                       timeout: float | tuple[float, float] | None = None) -> tuple[str, str]:
+    """What went wrong reaching ``url``, as a sentence and a hint: the name
+    did not resolve (DNS), the connection was refused, connecting timed out,
+    the server accepted but did not answer in time, or the connection was
+    reset. The sentence names the host and port; ``timeout`` (connect, read)
+    gives the seconds waited."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or parts.netloc
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 443
+    where = f"{host}:{port}"
+    connect, read = (timeout if isinstance(timeout, tuple) else (timeout, timeout)) if timeout else (None, None)
+    chain = _causes(exc)
+    proxy = any(isinstance(e, requests.exceptions.ProxyError) for e in chain)
+    via = " through the configured proxy" if proxy else ""
+
+    def seconds(value: float | None) -> str:
+        return f" after {value:g} s" if value else ""
+
+    sentence, hint = _failure_words(chain, where, host, port, via, proxy, seconds(connect), seconds(read))
+    return sentence[:1].upper() + sentence[1:], hint
+
+
+def _failure_words(chain: list[BaseException], where: str, host: str, port: int, via: str, proxy: bool,
+                   connect: str, read: str) -> tuple[str, str]:
+    import socket
+
+    if any(isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError" for e in chain):
+        if proxy:
+            return (f"The proxy's host name could not be resolved (DNS lookup failed) while connecting to {where}.",
+                    "Check 'proxy' and this machine's DNS settings.")
+        return (f"The host name {host} could not be resolved (DNS lookup failed); no connection was made.",
+                "Check the host name in the configured URL, this machine's DNS settings and 'proxy'.")
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return (f"{where} refused the connection{via} (nothing listens on port {port}, or a firewall rejects it).",
+                "Check the URL's host and port, and 'proxy'.")
+    if any(isinstance(e, (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError))
+           for e in chain):
+        return (f"Connecting to {where}{via} timed out{connect}: nothing answered "
+                "(a firewall may be dropping the packets).",
+                "Check the network, 'proxy' and the URL's host, or raise 'timeout_seconds'.")
+    if any(isinstance(e, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError))
+           for e in chain):
+        return (f"{where} accepted the connection{via}, then timed out: no answer came{read} "
+                "(timeout_seconds).",
+                "The service may be overloaded; try again, or raise 'timeout_seconds'.")
+    if any(isinstance(e, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)) for e in chain):
+        return (f"{where} closed the connection{via} before answering (connection reset).",
+                "Check 'proxy' and any TLS-inspecting gateway between this machine and the service.")
+    return (f"The connection to {where}{via} failed ({chain[0].__class__.__name__}).",
+            "Check the network, 'proxy' and 'timeout_seconds'.")
+
+
 def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
