@@ -90,7 +90,7 @@ def _c_encoder(ensure_ascii: bool, item_separator: str, key_separator: str,
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
-    string = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring  # type: ignore[attr-defined]
+    string = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
     encode = make(None, _not_serialisable, string, None, key_separator, item_separator, False, False, allow_nan)
 
     def encoder(value: Any) -> str:
@@ -144,7 +144,7 @@ class _Indented:
         #: called with the pieces so far (to write and clear them), if set
         self.flush: Callable[[list[str]], None] | None = None
         self._string: Callable[[str], str] = (
-            json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring)  # type: ignore[attr-defined]
+            json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring)
 
     def _encoder(self, depth: int) -> Callable[[Any], str]:
         encoder = self._encoders.get(depth)

@@ -411,7 +411,7 @@ def _custom_message(error: ValidationError) -> str | None:
         if isinstance(schema, dict):
             custom = schema.get("x-message")
             if isinstance(custom, dict) and isinstance(custom.get(node.validator), str):
-                return custom[node.validator]
+                return str(custom[node.validator])
             if isinstance(custom, str) and node.validator in _SHAPE_KEYWORDS:
                 return custom
         node = node.parent

@@ -81,7 +81,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.add_argument("--verbose", "-v", action="store_true", help="log details (secrets redacted) to stderr")
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         from connector.cli.hints import usage_error
 
         raise usage_error(self.prog, message)

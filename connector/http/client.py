@@ -345,7 +345,7 @@ class DefenderClient:
     def _backoff(self, attempt: int) -> float:
         # Jitter (between half and all of the ceiling) keeps parallel clients
         # from retrying in lockstep.
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        ceiling = float(min(self.backoff_max, self.backoff_base * (2 ** attempt)))
         return ceiling * (0.5 + 0.5 * self.rng()) if self.jitter else ceiling
 
     def _get(self, url: str, params: Mapping[str, str] | None, *, resource: str, permission: str) -> dict[str, Any]:

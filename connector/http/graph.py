@@ -68,7 +68,7 @@ ENRICHED_KEYS = (
 
 def is_graph(config: Config) -> bool:
     """True when the instance is configured with ``source: graph``."""
-    return config.get("source") == "graph"
+    return bool(config.get("source") == "graph")
 
 
 def graph_permission(manifest: Manifest | None = None) -> str:
