@@ -75,8 +75,11 @@ def _install(root: Path) -> tuple[Path, Path]:
     # environment, after the new one's site-packages; a path line, so the
     # editable install's finder there is not loaded.
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    # --ignore-installed: where this test's environment holds a regular
+    # (non-editable) install of the same version, as CI's does, pip would
+    # otherwise see it through the path line and install nothing.
     done = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index", "--no-deps",
-                 str(wheel)])
+                 "--ignore-installed", str(wheel)])
     assert done.returncode == 0, done.stderr[-2000:]
     return python, site
 
