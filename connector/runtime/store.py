@@ -16,7 +16,6 @@ import json
 import marshal
 import os
 import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -165,9 +164,18 @@ def _cause(exc: BaseException) -> str:
     return escape_text(" ".join(str(exc).split()))[:200] or type(exc).__name__
 
 
+def _hostname() -> str:
+    # socket is imported here, not at the top: only lease owners need it, and
+    # reading commands (artifacts list, containers list) would pay its import
+    # on every run (bench/NOTES.md, "Deferred imports").
+    import socket
+
+    return socket.gethostname()
+
+
 def new_owner() -> str:
     """A lease owner id for this process: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{_hostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def owner_alive(owner: str) -> bool:
@@ -177,7 +185,7 @@ def owner_alive(owner: str) -> bool:
     if len(parts) < 3 or not parts[-2].isdigit():
         return True
     host = ":".join(parts[:-2])
-    if host != socket.gethostname():
+    if host != _hostname():
         return True
     pid = int(parts[-2])
     if pid == os.getpid():
