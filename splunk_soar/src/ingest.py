@@ -25,12 +25,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from connector.artifacts import build_artifacts
 from connector.errors import ConnectorError
 from connector.runtime.poller import Poller, PollStats
 from connector.text import db_text, escape_text, finite
+
+if TYPE_CHECKING:
+    from connector.runtime.store import Store
 
 STATE_KEY = "mde_poller"
 #: SOAR's default severities; the connector's "informational" is below them.
@@ -263,7 +266,9 @@ def poll(
     """
     store = PollState(state.get(STATE_KEY))
     poller = Poller(
-        client=client, store=store, context_factory=None, playbooks=[],
+        # PollState holds the checkpoint and seen-alert methods the poller
+        # calls on a Store, kept in SOAR's ingest_state instead of SQLite.
+        client=client, store=cast("Store", store), context_factory=None, playbooks=[],
         time_field=str(settings["poll_time_field"]),
         lookback=timedelta(hours=int(settings["first_poll_lookback_hours"])),
         overlap=timedelta(minutes=int(settings["poll_overlap_minutes"])),
